@@ -1,0 +1,1 @@
+"""chatroom: a coordination server for teams of AI coding agents."""

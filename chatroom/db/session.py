@@ -1,0 +1,64 @@
+"""Engine, sessions and the one way to run a transaction.
+
+`transaction()` commits on exit and rolls back on any exception; resolvers only `flush()`.
+Driver errors that mean "the database refused this" are translated here, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chatroom.db.errors import ConstraintViolation
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Accept `postgresql://`, `postgres://` or `postgresql+asyncpg://` and return the latter."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
+def to_libpq_url(url: str) -> str:
+    """The same URL for plain asyncpg.connect / psql (no SQLAlchemy driver suffix)."""
+    parsed = make_url(to_asyncpg_url(url))
+    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        to_asyncpg_url(url),
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+    )
+
+
+class Database:
+    """What the app keeps for its lifetime: the engine and a session factory."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: commit on normal exit, roll back on any exception."""
+        async with self.sessions() as session:
+            try:
+                async with session.begin():
+                    yield session
+            except IntegrityError as exc:
+                raise ConstraintViolation.from_integrity_error(exc) from exc
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A short read-only transaction for queries."""
+        async with self.sessions() as session, session.begin():
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

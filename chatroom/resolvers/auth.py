@@ -1,0 +1,96 @@
+"""Bearer tokens: minted at random, shown once, stored only as a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chatroom.db.models import AuthSession, User, utcnow
+from chatroom.resolvers import validation
+from chatroom.resolvers.errors import Unauthenticated
+
+TOKEN_PREFIX = "chr_"
+SESSION_LIFETIME = timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: uuid.UUID
+    session_id: uuid.UUID
+    scope_chatroom_id: uuid.UUID | None = None
+    scope_role: str | None = None
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)  # 256 bits
+
+
+async def create_guest_session(tx: AsyncSession, *, display_name: str | None) -> tuple[str, User]:
+    user = User(display_name=validation.name(display_name or "Guest", field="displayName"))
+    tx.add(user)
+    await tx.flush()
+    token = await mint_session(tx, user_id=user.id)
+    return token, user
+
+
+async def mint_session(
+    tx: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    device_name: str | None = None,
+    scope_chatroom_id: uuid.UUID | None = None,
+    scope_role: str | None = None,
+) -> str:
+    token = new_token()
+    tx.add(
+        AuthSession(
+            user_id=user_id,
+            token_hash=hash_token(token),
+            device_name=device_name,
+            scope_chatroom_id=scope_chatroom_id,
+            scope_role=scope_role,
+            expires_at=utcnow() + SESSION_LIFETIME,
+        )
+    )
+    await tx.flush()
+    return token
+
+
+async def authenticate(tx: AsyncSession, token: str | None) -> Caller:
+    """The caller behind a bearer token, or UNAUTHENTICATED with the way to get one."""
+    if not token:
+        raise Unauthenticated(
+            "Sign in first: send 'Authorization: Bearer <token>' (create one with the "
+            "createGuestSession mutation or `chatroom auth login`)."
+        )
+    session = (
+        await tx.exec(select(AuthSession).where(AuthSession.token_hash == hash_token(token)))
+    ).first()
+    if session is None or session.revoked_at is not None or session.expires_at <= utcnow():
+        raise Unauthenticated(
+            "This token is not valid (unknown, revoked or expired). Sign in again with "
+            "`chatroom auth login` or the createGuestSession mutation."
+        )
+    return Caller(
+        user_id=session.user_id,
+        session_id=session.id,
+        scope_chatroom_id=session.scope_chatroom_id,
+        scope_role=session.scope_role,
+    )
+
+
+async def get_user(tx: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await tx.get(User, user_id)
+    if user is None:  # the session row cascades with its user, so this means a race with deletion
+        raise Unauthenticated("Your account no longer exists. Sign in again.")
+    return user

@@ -1,0 +1,229 @@
+"""The baton pass (`sendHandoff`) and the classification rule it enforces (SPEC §2.4, §2.5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chatroom.db.events import append_event, snapshot
+from chatroom.db.models import (
+    Chatroom,
+    Classification,
+    EventKind,
+    Message,
+    MessageType,
+    Participant,
+    ParticipantStatus,
+    Task,
+    TaskStatus,
+)
+from chatroom.resolvers import faults, idempotency, state, tasks, validation
+from chatroom.resolvers.auth import Caller
+from chatroom.resolvers.errors import BadInput, Conflict, HandoffNotAllowed, NotTaskHolder
+from chatroom.resolvers.validation import USER_ROLE
+
+REVIEWER_ROLE = "reviewer"
+
+
+@dataclass
+class HandoffOutcome:
+    message: Message
+    completed_tasks: list[Task]
+    new_task: Task | None
+    promoted_task: Task | None
+    sender: Participant
+
+    def dump(self) -> dict[str, Any]:
+        return {
+            "message": snapshot(self.message),
+            "completedTasks": [snapshot(t) for t in self.completed_tasks],
+            "newTask": snapshot(self.new_task) if self.new_task else None,
+            "promotedTask": snapshot(self.promoted_task) if self.promoted_task else None,
+            "sender": snapshot(self.sender),
+        }
+
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> HandoffOutcome:
+        def task(d: dict[str, Any] | None) -> Task | None:
+            return Task.model_validate(d) if d else None
+
+        return cls(
+            Message.model_validate(data["message"]),
+            [Task.model_validate(t) for t in data["completedTasks"]],
+            task(data["newTask"]),
+            task(data["promotedTask"]),
+            Participant.model_validate(data["sender"]),
+        )
+
+
+async def send_handoff(
+    tx: AsyncSession,
+    caller: Caller,
+    *,
+    chatroom_id: str,
+    sender_role: str,
+    content: str,
+    target_role: str,
+    idempotency_key: str | None = None,
+) -> HandoffOutcome:
+    room = await state.load_room(tx, caller, chatroom_id, lock=True)
+    sender = state.team_role(room, sender_role, field="senderRole")
+    target = state.team_role(room, target_role, field="targetRole", allow_user=True)
+    if target == sender:
+        raise BadInput(
+            f"{sender} cannot hand off to itself. Hand to one of: {_targets(room, sender)}.",
+            field="targetRole",
+        )
+    body = validation.content(content)
+    key = validation.idempotency_key(idempotency_key)
+    request = {"room": str(room.id), "sender": sender, "target": target, "content": body}
+    replay = await idempotency.reserve_or_replay(tx, caller, "sendHandoff", key, request)
+    if replay is not None:
+        return HandoffOutcome.load(replay)
+
+    # 1. checks: the sender holds the room's in-progress task; the rule allows the target.
+    await state.expire_lapsed_lease(tx, room)
+    task = await state.active_task(tx, room)
+    if task is None or task.status != TaskStatus.IN_PROGRESS or task.assigned_to != sender:
+        raise _not_holder(room, sender, task)
+    if target == USER_ROLE:
+        await _check_may_return_to_user(tx, room, task, sender)
+    faults.checkpoint("handoff.checked")
+    # 2. complete the sender's task
+    completed = await state.set_task_status(tx, room, task, TaskStatus.COMPLETED)
+    faults.checkpoint("handoff.completed")
+    # 3. the handoff message
+    message = await state.insert_message(
+        tx, room, sender_role=sender, content=body, type=MessageType.HANDOFF, target_role=target
+    )
+    faults.checkpoint("handoff.message")
+    new_task = promoted = None
+    if target != USER_ROLE:
+        # 4. the baton passes to the target, in the same chain
+        new_task = await state.insert_task(
+            tx,
+            room,
+            status=TaskStatus.PENDING,
+            content=body,
+            created_by=sender,
+            assigned_to=target,
+            source_message=message,
+            origin_message_id=task.origin_message_id,
+        )
+    else:
+        # 5. back to the user: the baton is free for the next queued request
+        promoted = await state.promote_next(tx, room)
+    faults.checkpoint("handoff.task")
+    # 6. the sender is ready for more work
+    sender_row = await state.set_participant(tx, room, sender, ParticipantStatus.WAITING)
+    faults.checkpoint("handoff.participant")
+    outcome = HandoffOutcome(message, [completed], new_task, promoted, sender_row)
+    await idempotency.record(tx, caller, "sendHandoff", key, outcome.dump())
+    faults.checkpoint("handoff.recorded")
+    return outcome
+
+
+def _targets(room: Chatroom, sender: str) -> str:
+    return ", ".join([r for r in room.team_roles if r != sender] + [USER_ROLE])
+
+
+def _not_holder(room: Chatroom, sender: str, task: Task | None) -> NotTaskHolder:
+    if task is not None and task.status == TaskStatus.PENDING and task.assigned_to == sender:
+        return NotTaskHolder(
+            f"{sender} no longer holds task {task.id}: its claim lapsed and it is pending again. "
+            "Claim it again (run the wait command), then hand off.",
+            taskId=str(task.id),
+        )
+    if task is not None and task.status == TaskStatus.IN_PROGRESS:
+        return NotTaskHolder(
+            f"{sender} does not hold the room's current task ({task.assigned_to} does). Only "
+            "the holder can hand off; wait for work addressed to you.",
+            holder=task.assigned_to,
+        )
+    return NotTaskHolder(
+        f"{sender} holds no task in this room, so there is nothing to hand off. Wait for work "
+        "first (taskAvailable, or `chatroom wait-for-message`).",
+    )
+
+
+async def _check_may_return_to_user(
+    tx: AsyncSession, room: Chatroom, task: Task, sender: str
+) -> None:
+    """A new feature (or a follow-up of one) goes back to the user only after the team's
+    reviewer has completed a task in this chain. The classification belongs to the chain."""
+    if REVIEWER_ROLE not in room.team_roles or sender == REVIEWER_ROLE:
+        return
+    origin = await tx.get(Message, task.origin_message_id) if task.origin_message_id else None
+    if origin is None or origin.effective_classification != Classification.NEW_FEATURE:
+        return
+    reviewed = (
+        await tx.exec(
+            select(Task.id).where(
+                Task.origin_message_id == origin.id,
+                Task.assigned_to == REVIEWER_ROLE,
+                Task.status == TaskStatus.COMPLETED,
+            )
+        )
+    ).first()
+    if reviewed is None:
+        raise HandoffNotAllowed(
+            "This chain is a new feature: it goes back to the user only after review. Hand off "
+            f'to {REVIEWER_ROLE} instead (targetRole: "{REVIEWER_ROLE}").',
+            suggestedTarget=REVIEWER_ROLE,
+        )
+
+
+async def classify_task(
+    tx: AsyncSession, caller: Caller, *, chatroom_id: str, role: str, classification: Classification
+) -> Message:
+    """Classify the user request behind the task the role holds. A follow-up links to the
+    previous chain's origin and inherits its classification (and so its restrictions)."""
+    room = await state.load_room(tx, caller, chatroom_id, lock=True)
+    who = state.team_role(room, role)
+    task = await state.active_task(tx, room)
+    if task is None or task.status != TaskStatus.IN_PROGRESS or task.assigned_to != who:
+        raise NotTaskHolder(
+            f"{who} holds no task to classify. Claim the task first, then classify it.",
+        )
+    origin = await tx.get(Message, task.origin_message_id) if task.origin_message_id else None
+    if origin is None or task.source_message_id != origin.id or origin.sender_role != USER_ROLE:
+        raise BadInput(
+            "Only the task made from a user's request is classified, by the role that claimed "
+            "it. This task came from a handoff: its chain is already classified.",
+            field="classification",
+        )
+    if origin.classification == classification:
+        return origin
+    if origin.classification is not None:
+        raise Conflict(
+            f"This request is already classified as {origin.classification}; a classification "
+            "is set once per chain.",
+        )
+    origin.classification = classification.value
+    origin.effective_classification = classification.value
+    if classification == Classification.FOLLOW_UP:
+        previous = await _previous_origin(tx, room, origin)
+        if previous is None:
+            raise BadInput(
+                "There is no earlier request to follow up on. Classify it as question or "
+                "new_feature.",
+                field="classification",
+            )
+        origin.follows_message_id = previous.id
+        origin.effective_classification = previous.effective_classification
+    room.last_origin_message_id = origin.id
+    tx.add(origin)
+    tx.add(room)
+    await tx.flush()
+    await append_event(tx, room, EventKind.MESSAGE_UPDATED, {"message": snapshot(origin)})
+    await tasks.renew_lease(tx, room, who)
+    return origin
+
+
+async def _previous_origin(tx: AsyncSession, room: Chatroom, origin: Message) -> Message | None:
+    if room.last_origin_message_id is None or room.last_origin_message_id == origin.id:
+        return None
+    return await tx.get(Message, room.last_origin_message_id)

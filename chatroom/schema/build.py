@@ -1,0 +1,43 @@
+"""The Strawberry schema. `python -m chatroom.schema.build` prints the SDL (schema.graphql)."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.types import ExecutionContext
+
+from chatroom.schema.errors import CodedErrors
+from chatroom.schema.mutation import Mutation
+from chatroom.schema.query import Query
+
+MAX_QUERY_DEPTH = 10
+MAX_ALIASES = 30
+MAX_TOKENS = 5000
+
+
+class ChatroomSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """CodedErrors already logged what is unexpected; refusals are not server errors."""
+
+
+schema = ChatroomSchema(
+    query=Query,
+    mutation=Mutation,
+    extensions=[
+        lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        CodedErrors,
+    ],
+)
+
+
+def sdl() -> str:
+    return schema.as_str() + "\n"
+
+
+if __name__ == "__main__":
+    print(sdl(), end="")

@@ -1,0 +1,70 @@
+"""Per-request context: the database handle, the caller's bearer token, a request id, and
+batch loaders. No session is kept here (a websocket would pin a pooled connection)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+from strawberry.dataloader import DataLoader
+from strawberry.types import Info
+
+from chatroom.db.models import Message, Participant, Task
+from chatroom.db.session import Database
+from chatroom.resolvers import messages, participants, tasks
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _batch(
+    db: Database, fetch: Callable[[AsyncSession, list[K]], Awaitable[dict[K, V]]]
+) -> Callable[[Sequence[K]], Awaitable[list[V | None]]]:
+    async def load(keys: Sequence[K]) -> list[V | None]:
+        async with db.read() as tx:
+            found = await fetch(tx, list(keys))
+        return [found.get(k) for k in keys]
+
+    return load
+
+
+@dataclass
+class Loaders:
+    messages: DataLoader[uuid.UUID, Message | None]
+    tasks: DataLoader[uuid.UUID, Task | None]
+    participants: DataLoader[uuid.UUID, list[Participant] | None]
+
+    @classmethod
+    def for_request(cls, db: Database) -> Loaders:
+        return cls(
+            messages=DataLoader(_batch(db, messages.messages_by_id)),
+            tasks=DataLoader(_batch(db, tasks.tasks_by_id)),
+            participants=DataLoader(_batch(db, participants.participants_by_room)),
+        )
+
+
+@dataclass
+class RequestContext:
+    db: Database
+    token: str | None
+    request: Any
+    response: Any = None
+    request_id: str = field(default_factory=lambda: secrets.token_hex(6))
+    loaders: Loaders | None = None
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders.for_request(self.db)
+
+
+AppInfo = Info[RequestContext, None]
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None

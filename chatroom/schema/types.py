@@ -1,0 +1,316 @@
+"""GraphQL output types, converted from db rows. Related objects load through per-request
+batch loaders, so a list of tasks costs one query for all their messages."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import TypeVar
+
+import strawberry
+
+from chatroom.db import models
+from chatroom.resolvers.teams import TeamTemplate
+from chatroom.schema.context import AppInfo
+
+E = TypeVar("E", bound=StrEnum)
+
+# The db enums are the GraphQL enums (their member names are the UPPER_CASE values).
+for _enum in (
+    models.TaskStatus,
+    models.MessageType,
+    models.Classification,
+    models.ParticipantStatus,
+    models.RoomStatus,
+    models.EventKind,
+):
+    strawberry.enum(_enum)
+TaskStatus = models.TaskStatus
+MessageType = models.MessageType
+Classification = models.Classification
+ParticipantStatus = models.ParticipantStatus
+RoomStatus = models.RoomStatus
+EventKind = models.EventKind
+
+
+def _opt(value: str | None, enum: type[E]) -> E | None:
+    return enum(value) if value is not None else None
+
+
+@strawberry.type
+class User:
+    id: strawberry.ID
+    display_name: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: models.User) -> User:
+        return cls(
+            id=strawberry.ID(str(row.id)), display_name=row.display_name, created_at=row.created_at
+        )
+
+
+@strawberry.type
+class GuestSession:
+    token: str = strawberry.field(description="Shown once: store it; the server keeps only a hash.")
+    user: User
+
+
+@strawberry.type
+class Team:
+    id: str
+    name: str
+    roles: list[str]
+    entry_point: str
+    description: str
+
+    @classmethod
+    def of(cls, t: TeamTemplate) -> Team:
+        return cls(
+            id=t.id,
+            name=t.name,
+            roles=list(t.roles),
+            entry_point=t.entry_point,
+            description=t.description,
+        )
+
+
+@strawberry.type
+class Participant:
+    role: str
+    status: ParticipantStatus
+    last_seen_at: datetime | None
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: models.Participant) -> Participant:
+        return cls(
+            role=row.role,
+            status=models.ParticipantStatus(row.status),
+            last_seen_at=row.last_seen_at,
+            updated_at=row.updated_at,
+        )
+
+
+@strawberry.type
+class Message:
+    id: strawberry.ID
+    chatroom_id: strawberry.ID
+    seq: int
+    sender_role: str
+    target_role: str | None
+    content: str
+    type: MessageType
+    classification: Classification | None = strawberry.field(
+        description="Set on a user request by the role that claimed it."
+    )
+    effective_classification: Classification | None = strawberry.field(
+        description="The chain's rule: a follow-up inherits the classification it follows."
+    )
+    claimed_by_role: str | None
+    created_at: datetime
+    task_id: strawberry.Private[uuid.UUID | None]
+    follows_message_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field(description="The task this message created, as it is now.")
+    async def task(self, info: AppInfo) -> Task | None:
+        return await load_task(info, self.task_id)
+
+    @strawberry.field(description="For a follow-up: the request it continues.")
+    async def follows(self, info: AppInfo) -> Message | None:
+        return await load_message(info, self.follows_message_id)
+
+    @classmethod
+    def of(cls, row: models.Message) -> Message:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            chatroom_id=strawberry.ID(str(row.chatroom_id)),
+            seq=row.seq,
+            sender_role=row.sender_role,
+            target_role=row.target_role,
+            content=row.content,
+            type=models.MessageType(row.type),
+            classification=_opt(row.classification, models.Classification),
+            effective_classification=_opt(row.effective_classification, models.Classification),
+            claimed_by_role=row.claimed_by_role,
+            created_at=row.created_at,
+            task_id=row.task_id,
+            follows_message_id=row.follows_message_id,
+        )
+
+
+@strawberry.type
+class Task:
+    id: strawberry.ID
+    chatroom_id: strawberry.ID
+    status: TaskStatus
+    content: str
+    created_by: str
+    assigned_to: str | None
+    queue_position: int | None
+    attempt: int = strawberry.field(description="How many times the task was claimed.")
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    lease_expires_at: datetime | None
+    origin_message_id: strawberry.Private[uuid.UUID | None]
+    source_message_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field(description="The user request that started this chain of work.")
+    async def origin_message(self, info: AppInfo) -> Message | None:
+        return await load_message(info, self.origin_message_id)
+
+    @strawberry.field(description="The message that created this task (a request or a handoff).")
+    async def source_message(self, info: AppInfo) -> Message | None:
+        return await load_message(info, self.source_message_id)
+
+    @classmethod
+    def of(cls, row: models.Task) -> Task:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            chatroom_id=strawberry.ID(str(row.chatroom_id)),
+            status=models.TaskStatus(row.status),
+            content=row.content,
+            created_by=row.created_by,
+            assigned_to=row.assigned_to,
+            queue_position=row.queue_position,
+            attempt=row.attempt,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            started_at=row.started_at,
+            completed_at=row.completed_at,
+            lease_expires_at=row.lease_expires_at,
+            origin_message_id=row.origin_message_id,
+            source_message_id=row.source_message_id,
+        )
+
+
+@strawberry.type
+class Chatroom:
+    id: strawberry.ID
+    name: str
+    status: RoomStatus
+    team_id: str
+    team_name: str
+    team_roles: list[str]
+    entry_point: str
+    last_event_seq: int = strawberry.field(description="Resume roomEvents from here.")
+    created_at: datetime
+    updated_at: datetime
+
+    @strawberry.field(description="One per team role, in role-priority order.")
+    async def participants(self, info: AppInfo) -> list[Participant]:
+        assert info.context.loaders is not None
+        rows = await info.context.loaders.participants.load(uuid.UUID(self.id))
+        return [Participant.of(p) for p in rows or []]
+
+    @classmethod
+    def of(cls, row: models.Chatroom) -> Chatroom:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            status=models.RoomStatus(row.status),
+            team_id=row.team_id,
+            team_name=row.team_name,
+            team_roles=list(row.team_roles),
+            entry_point=row.entry_point,
+            last_event_seq=row.last_event_seq,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )
+
+
+async def load_message(info: AppInfo, message_id: uuid.UUID | None) -> Message | None:
+    if message_id is None:
+        return None
+    assert info.context.loaders is not None
+    row = await info.context.loaders.messages.load(message_id)
+    return Message.of(row) if row else None
+
+
+async def load_task(info: AppInfo, task_id: uuid.UUID | None) -> Task | None:
+    if task_id is None:
+        return None
+    assert info.context.loaders is not None
+    row = await info.context.loaders.tasks.load(task_id)
+    return Task.of(row) if row else None
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type
+class MessageEdge:
+    cursor: str
+    node: Message
+
+
+@strawberry.type
+class MessageConnection:
+    edges: list[MessageEdge]
+    nodes: list[Message]
+    page_info: PageInfo
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode()
+
+
+@strawberry.type
+class TaskCounts:
+    pending: int
+    in_progress: int
+    queued: int
+    backlog: int
+    completed: int
+    cancelled: int
+
+
+@strawberry.type
+class ContextWindow:
+    origin_message: Message | None
+    messages: list[Message]
+    task: Task | None
+    classification: Classification | None
+    truncated: bool = strawberry.field(
+        description="True when older messages of the chain were left out (newest kept)."
+    )
+
+
+@strawberry.type
+class RolePrompt:
+    role: str
+    prompt: str
+    allowed_targets: list[str]
+    default_target: str
+
+
+@strawberry.type
+class SendMessageResult:
+    message: Message
+    task: Task | None
+
+
+@strawberry.type
+class SendHandoffResult:
+    message: Message
+    completed_tasks: list[Task]
+    new_task: Task | None
+    promoted_task: Task | None
+    sender: Participant
+
+
+@strawberry.type
+class ClaimTaskResult:
+    success: bool = strawberry.field(description="False when another claimer got there first.")
+    task: Task
+    message: Message | None
+    participant: Participant | None

@@ -1,0 +1,163 @@
+"""A real uvicorn process serving ``chatroom.schema.app:create_app`` on loopback.
+
+The test process binds the socket itself (port 0) and hands the fd to uvicorn,
+so there is no window between "find a free port" and "bind it". The parent's
+copy is closed right after spawning: otherwise the kernel would keep accepting
+connections for a killed server and clients would hang instead of failing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP_FACTORY = "chatroom.schema.app:create_app"
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+def _bind(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Lets restart() take the same port back while old connections sit in TIME_WAIT.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
+class LiveServer:
+    """One uvicorn process; ``start``/``stop``/``kill``/``restart`` are all async.
+
+    Async so that waiting (for readiness, or for a graceful shutdown that
+    closes websockets) never blocks the event loop the test's clients run on.
+    """
+
+    def __init__(
+        self,
+        db_url: str,
+        log_path: Path,
+        extra_env: Mapping[str, str] | None = None,
+        app: str = APP_FACTORY,
+    ) -> None:
+        self.db_url = db_url
+        self.app = app
+        self.log_path = log_path
+        self.extra_env: dict[str, str] = dict(extra_env or {})
+        self.port = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None, "server not started"
+        return self._proc.pid
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def log_text(self) -> str:
+        """Everything the server printed so far (all restarts, stdout and stderr)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["DATABASE_URL"] = self.db_url
+        env["PYTHONUNBUFFERED"] = "1"  # the log file must be readable while it runs
+        # Import the working tree even if the package is not pip-installed.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        env.update(self.extra_env)
+        return env
+
+    async def start(self) -> None:
+        assert not self.running, "server already running"
+        sock = _bind(self.port)
+        self.port = sock.getsockname()[1]
+        fd = sock.fileno()
+        cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory"]
+        cmd += ["--fd", str(fd), "--log-level", "warning"]
+        try:
+            with self.log_path.open("ab") as log:
+                log.write(f"--- start {time.strftime('%H:%M:%S')} port={self.port}\n".encode())
+                log.flush()
+                # Popen only forks/execs (no waiting), and its wait(timeout) suits stop().
+                self._proc = subprocess.Popen(  # noqa: ASYNC220
+                    cmd,
+                    pass_fds=[fd],
+                    env=self._env(),
+                    cwd=REPO_ROOT,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+        finally:
+            sock.close()
+        await self._wait_ready()
+
+    async def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        last = "no attempt"
+        # trust_env=False: a proxy from the environment must never see loopback traffic.
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            while time.monotonic() < deadline:
+                if self._proc is not None and self._proc.poll() is not None:
+                    raise RuntimeError(
+                        f"server exited with code {self._proc.returncode} before "
+                        f"/healthz answered; log:\n{self.log_text()}"
+                    )
+                try:
+                    resp = await client.get(f"{self.base_url}/healthz")
+                    if resp.status_code == 200:
+                        return
+                    last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                except httpx.HTTPError as exc:
+                    last = repr(exc)
+                await asyncio.sleep(0.05)
+        await self.kill()
+        raise RuntimeError(
+            f"server not ready after {READY_TIMEOUT:.0f}s (last: {last}); log:\n{self.log_text()}"
+        )
+
+    async def stop(self) -> None:
+        """SIGTERM (uvicorn's graceful shutdown), then SIGKILL after a timeout."""
+        if not self.running:
+            return
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.to_thread(self._proc.wait, STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            await self.kill()
+
+    async def kill(self) -> None:
+        """SIGKILL: a crash, no shutdown hooks run."""
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            self._proc.kill()
+        await asyncio.to_thread(self._proc.wait)
+
+    async def restart(self) -> None:
+        """Stop if still running, then start again on the same port."""
+        await self.stop()
+        await self.start()

@@ -160,6 +160,9 @@ class Participant(SQLModel, table=True):
     role: str = Field(max_length=32)
     status: str = Field(default=ParticipantStatus.IDLE.value, max_length=16)
     last_seen_at: datetime | None = Field(default=None, sa_type=TZ)
+    # The role's one live waiter (taskAvailable subscription), on any server process: a newer
+    # waiter overwrites it, and the older one, woken by the change, sees it was superseded.
+    waiter_id: uuid.UUID | None = Field(default=None)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
 
 

@@ -1,8 +1,10 @@
-"""The Starlette app: lifespan (migrations, engine), /graphql with GraphiQL, /healthz."""
+"""The Starlette app: lifespan (migrations, engine, LISTEN connection, lease sweeper),
+/graphql with GraphiQL and both websocket subprotocols, /healthz."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -18,8 +20,11 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from chatroom.config import settings
+from chatroom.db.listener import Hub, Listener
 from chatroom.db.migrate import upgrade_to_head
 from chatroom.db.session import Database, create_engine
+from chatroom.resolvers import delivery
 from chatroom.schema.build import schema
 from chatroom.schema.context import RequestContext, bearer_token
 
@@ -30,10 +35,10 @@ class ChatroomGraphQL(GraphQL[RequestContext, None]):
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket | None
     ) -> RequestContext:
-        db: Database = request.app.state.db
         return RequestContext(
-            db=db,
-            token=bearer_token(request.headers.get("authorization")),
+            db=request.app.state.db,
+            hub=request.app.state.hub,
+            header_token=bearer_token(request.headers.get("authorization")),
             request=request,
             response=response,
         )
@@ -49,6 +54,20 @@ def database_url() -> str:
     return url
 
 
+async def sweep_lapsed_leases(db: Database, interval: float) -> None:
+    """Return silent agents' tasks to PENDING even when nobody calls (SPEC §2.7)."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with db.read() as tx:
+                rooms = await delivery.rooms_with_lapsed_leases(tx)
+            for room_id in rooms:
+                async with db.transaction() as tx:
+                    await delivery.expire_lease_in_room(tx, room_id)
+        except Exception:  # keep sweeping; the next round retries
+            log.exception("lease sweep failed")
+
+
 def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Starlette:
     """App factory (uvicorn --factory). Reads DATABASE_URL unless a URL is given."""
     db_url = url or database_url()
@@ -58,19 +77,43 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
         if apply_migrations:
             await asyncio.to_thread(upgrade_to_head, db_url)
         app.state.db = Database(create_engine(db_url, pool_size=10, max_overflow=10))
+        app.state.hub = Hub()
+        app.state.listener = Listener(db_url, app.state.hub)
+        background = [
+            asyncio.create_task(app.state.listener.run(), name="listener"),
+            asyncio.create_task(
+                sweep_lapsed_leases(app.state.db, settings().lease_sweep_interval.total_seconds()),
+                name="lease-sweeper",
+            ),
+        ]
         try:
+            await asyncio.wait_for(app.state.listener.connected.wait(), 10)
             yield
         finally:
+            for task in background:
+                task.cancel()
+            for task in background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await app.state.db.dispose()
 
     async def healthz(request: Request) -> Response:
+        state = request.app.state
         try:
-            async with request.app.state.db.engine.connect() as conn:
+            async with state.db.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
         except Exception:  # the reason is logged, never sent
             log.exception("health check: database unreachable")
             return JSONResponse({"status": "unavailable"}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "listener": "connected" if state.listener.connected.is_set() else "reconnecting",
+                "listenerReconnects": state.listener.reconnects,
+                "subscribers": state.hub.subscriber_count,
+                "watchedRooms": state.hub.room_count,
+            }
+        )
 
     graphql: Any = ChatroomGraphQL(
         schema,

@@ -10,6 +10,7 @@ from strawberry.types import ExecutionContext
 from chatroom.schema.errors import CodedErrors
 from chatroom.schema.mutation import Mutation
 from chatroom.schema.query import Query
+from chatroom.schema.subscription import Subscription
 
 MAX_QUERY_DEPTH = 10
 MAX_ALIASES = 30
@@ -26,6 +27,7 @@ class ChatroomSchema(strawberry.Schema):
 schema = ChatroomSchema(
     query=Query,
     mutation=Mutation,
+    subscription=Subscription,
     extensions=[
         lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from chatroom.db.listener import Hub
 from chatroom.db.models import Message, Participant, Task
 from chatroom.db.session import Database
 from chatroom.resolvers import messages, participants, tasks
@@ -41,23 +42,36 @@ class Loaders:
     @classmethod
     def for_request(cls, db: Database) -> Loaders:
         return cls(
-            messages=DataLoader(_batch(db, messages.messages_by_id)),
-            tasks=DataLoader(_batch(db, tasks.tasks_by_id)),
-            participants=DataLoader(_batch(db, participants.participants_by_room)),
+            # No caching: a websocket's context lives for the whole connection.
+            messages=DataLoader(_batch(db, messages.messages_by_id), cache=False),
+            tasks=DataLoader(_batch(db, tasks.tasks_by_id), cache=False),
+            participants=DataLoader(_batch(db, participants.participants_by_room), cache=False),
         )
 
 
 @dataclass
 class RequestContext:
     db: Database
-    token: str | None
+    hub: Hub
+    header_token: str | None
     request: Any
     response: Any = None
+    # Set by Strawberry from the websocket's connection_init payload.
+    connection_params: dict[str, Any] | None = None
     request_id: str = field(default_factory=lambda: secrets.token_hex(6))
     loaders: Loaders | None = None
 
     def __post_init__(self) -> None:
         self.loaders = Loaders.for_request(self.db)
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token: HTTP header, or `authorization` in connection_init (websockets)."""
+        if self.header_token:
+            return self.header_token
+        params = self.connection_params or {}
+        value = params.get("authorization") or params.get("Authorization")
+        return bearer_token(value) if isinstance(value, str) else None
 
 
 AppInfo = Info[RequestContext, None]

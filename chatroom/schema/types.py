@@ -10,12 +10,15 @@ from enum import StrEnum
 from typing import TypeVar
 
 import strawberry
+from sqlmodel import SQLModel
 
 from chatroom.db import models
+from chatroom.resolvers import delivery
 from chatroom.resolvers.teams import TeamTemplate
 from chatroom.schema.context import AppInfo
 
 E = TypeVar("E", bound=StrEnum)
+M = TypeVar("M", bound=SQLModel)
 
 # The db enums are the GraphQL enums (their member names are the UPPER_CASE values).
 for _enum in (
@@ -25,6 +28,7 @@ for _enum in (
     models.ParticipantStatus,
     models.RoomStatus,
     models.EventKind,
+    delivery.DeliveryKind,
 ):
     strawberry.enum(_enum)
 TaskStatus = models.TaskStatus
@@ -33,6 +37,7 @@ Classification = models.Classification
 ParticipantStatus = models.ParticipantStatus
 RoomStatus = models.RoomStatus
 EventKind = models.EventKind
+DeliveryKind = delivery.DeliveryKind
 
 
 def _opt(value: str | None, enum: type[E]) -> E | None:
@@ -314,3 +319,58 @@ class ClaimTaskResult:
     task: Task
     message: Message | None
     participant: Participant | None
+
+
+@strawberry.type
+class TaskDelivery:
+    kind: DeliveryKind
+    task: Task | None
+    message: Message | None = strawberry.field(
+        description="The task's source message (TASK), or the interrupt message (INTERRUPT)."
+    )
+    resumed: bool = strawberry.field(
+        description="True when the role already held this task (its agent restarted)."
+    )
+
+    @classmethod
+    def of(cls, d: delivery.Delivery) -> TaskDelivery:
+        return cls(
+            kind=d.kind,
+            task=Task.of(d.task) if d.task else None,
+            message=Message.of(d.message) if d.message else None,
+            resumed=d.resumed,
+        )
+
+
+@strawberry.type
+class RoomEvent:
+    """One change, as it happened: the payload is the object as that change left it."""
+
+    seq: int
+    kind: EventKind
+    chatroom_id: strawberry.ID
+    created_at: datetime
+    message: Message | None
+    task: Task | None
+    participant: Participant | None
+    room: Chatroom | None
+
+    @classmethod
+    def of(cls, row: models.RoomEvent) -> RoomEvent:
+        p = row.payload
+
+        def part(key: str, model: type[M]) -> M | None:
+            return model.model_validate(p[key]) if p.get(key) else None
+
+        message, task = part("message", models.Message), part("task", models.Task)
+        participant, room = part("participant", models.Participant), part("room", models.Chatroom)
+        return cls(
+            seq=row.seq,
+            kind=models.EventKind(row.kind),
+            chatroom_id=strawberry.ID(str(row.chatroom_id)),
+            created_at=row.created_at,
+            message=Message.of(message) if message else None,
+            task=Task.of(task) if task else None,
+            participant=Participant.of(participant) if participant else None,
+            room=Chatroom.of(room) if room else None,
+        )

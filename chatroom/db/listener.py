@@ -1,0 +1,173 @@
+"""One LISTEN connection per server process, fanning wake-ups out to subscribers by room.
+
+A notification only *wakes* a subscriber; the subscriber then re-reads the table from its own
+cursor. So a lost notification costs latency, never an event: after any loss of the LISTEN
+connection we reconnect with backoff and wake everyone, and a slow periodic wake-up is the
+safety net for anything else. Each subscriber's inbox is a one-slot "re-read" flag (a bounded
+queue where "full" means "re-read", never "drop"), so a slow subscriber costs no memory."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+
+import asyncpg
+
+from chatroom.db.events import NOTIFY_CHANNEL
+from chatroom.db.session import to_libpq_url
+
+log = logging.getLogger("chatroom.listener")
+
+
+class Subscriber:
+    """A wake-up flag plus the newest seq announced for its room (a hint, never trusted alone)."""
+
+    def __init__(self, room_id: uuid.UUID) -> None:
+        self.room_id = room_id
+        self.announced_seq = 0
+        self._wake = asyncio.Event()
+
+    def wake(self, seq: int | None = None) -> None:
+        if seq is not None and seq > self.announced_seq:
+            self.announced_seq = seq
+        self._wake.set()
+
+    async def wait(self, at_most: float) -> None:
+        """Return when woken (or after `at_most` seconds); the caller then re-reads."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), at_most)
+        self._wake.clear()
+
+
+class Hub:
+    """Subscribers by room, in this process."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[uuid.UUID, set[Subscriber]] = defaultdict(set)
+        self._announced: dict[uuid.UUID, int] = {}
+
+    @contextlib.contextmanager
+    def subscribe(self, room_id: uuid.UUID) -> Iterator[Subscriber]:
+        subscriber = Subscriber(room_id)
+        self._rooms[room_id].add(subscriber)
+        try:
+            yield subscriber
+        finally:
+            members = self._rooms.get(room_id)
+            if members is not None:
+                members.discard(subscriber)
+                if not members:
+                    del self._rooms[room_id]
+                    self._announced.pop(room_id, None)
+
+    def publish(self, room_id: uuid.UUID, seq: int | None) -> None:
+        if seq is not None and room_id in self._rooms:
+            self._announced[room_id] = max(seq, self._announced.get(room_id, 0))
+        for subscriber in self._rooms.get(room_id, ()):
+            subscriber.wake(seq)
+
+    def rooms(self) -> list[uuid.UUID]:
+        return list(self._rooms)
+
+    def catch_up(self, latest: dict[uuid.UUID, int]) -> int:
+        """Wake the rooms whose log moved past what was announced here (lost notifications)."""
+        woken = 0
+        for room_id, seq in latest.items():
+            if seq > self._announced.get(room_id, 0):
+                self.publish(room_id, seq)
+                woken += 1
+        return woken
+
+    def wake_all(self) -> None:
+        for members in self._rooms.values():
+            for subscriber in members:
+                subscriber.wake()
+
+    @property
+    def subscriber_count(self) -> int:
+        return sum(len(m) for m in self._rooms.values())
+
+    @property
+    def room_count(self) -> int:
+        return len(self._rooms)
+
+
+class Listener:
+    """Keeps the LISTEN connection alive for as long as `run()` runs."""
+
+    def __init__(
+        self,
+        database_url: str,
+        hub: Hub,
+        *,
+        safety_interval: float = 5.0,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self._dsn = to_libpq_url(database_url)
+        self._hub = hub
+        self._safety_interval = safety_interval
+        self._max_backoff = max_backoff
+        self.connected = asyncio.Event()
+        self.reconnects = 0
+        self.backend_pid: int | None = None
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        room, _, seq = payload.partition(":")
+        try:
+            self._hub.publish(uuid.UUID(room), int(seq))
+        except ValueError:
+            log.warning("ignored a malformed notification")
+
+    async def run(self) -> None:
+        backoff = 0.05
+        while True:
+            lost = asyncio.Event()
+            try:
+                conn = await asyncpg.connect(self._dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning(
+                    "LISTEN connection failed (%s); retry in %.2fs", type(exc).__name__, backoff
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            try:
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                self.backend_pid = conn.get_server_pid()
+                backoff = 0.05
+                self.connected.set()
+                # Anything committed while we were not listening is found by re-reading.
+                self._hub.wake_all()
+                while not lost.is_set() and not conn.is_closed():
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lost.wait(), self._safety_interval)
+                    if not lost.is_set():
+                        await self._catch_up(conn)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("LISTEN connection lost (%s)", type(exc).__name__)
+            finally:
+                self.connected.clear()
+                await _close_quietly(conn)
+            self.reconnects += 1
+            log.warning("LISTEN connection lost; reconnecting")
+
+    async def _catch_up(self, conn: asyncpg.Connection) -> None:
+        """The safety net: one query for every watched room, waking only rooms that moved."""
+        rooms = self._hub.rooms()
+        if not rooms:
+            return
+        rows = await conn.fetch(
+            "SELECT id, last_event_seq FROM chatrooms WHERE id = ANY($1::uuid[])", rooms
+        )
+        if woken := self._hub.catch_up({r["id"]: r["last_event_seq"] for r in rows}):
+            log.info("safety net woke %d room(s) whose notifications were missed", woken)
+
+
+async def _close_quietly(conn: asyncpg.Connection) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(conn.close(), 2)

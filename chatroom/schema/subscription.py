@@ -1,0 +1,98 @@
+"""Subscription root: work is pushed the moment it commits.
+
+Each generator registers with this process's hub BEFORE its first read, so nothing committed
+after that read can slip past: either the read saw it, or its notification wakes us. Every
+read is a short transaction that re-checks the caller's token, and clean-up always runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from functools import partial
+from typing import TypeVar
+
+import strawberry
+
+from chatroom.resolvers import delivery, validation
+from chatroom.schema import types as t
+from chatroom.schema.context import AppInfo
+from chatroom.schema.session import in_read, in_transaction
+
+log = logging.getLogger("chatroom.subscriptions")
+
+# How often an open waiter refreshes the role's lastSeenAt (and re-checks its token).
+PRESENCE_INTERVAL = 15.0
+FINAL_KINDS = (delivery.DeliveryKind.SUPERSEDED, delivery.DeliveryKind.INTERRUPT)
+
+T = TypeVar("T")
+
+
+async def _shielded(work: Callable[[], Awaitable[T]]) -> T | None:
+    """Clean-up that must finish even when the client vanished mid-await."""
+    try:
+        return await asyncio.shield(work())
+    except Exception:
+        log.exception("subscription clean-up failed")
+        return None
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(
+        description="The room's change log from a cursor: replays what was missed, then follows "
+        "live. Resume with the last seq you saw; without afterSeq it starts live."
+    )
+    async def room_events(
+        self, info: AppInfo, chatroom_id: strawberry.ID, after_seq: int | None = None
+    ) -> AsyncGenerator[t.RoomEvent, None]:
+        room_uuid = validation.entity_id(chatroom_id, kind="chatroom")
+        with info.context.hub.subscribe(room_uuid) as wake:
+            room_id, cursor = await in_read(
+                info,
+                lambda tx, c: delivery.open_room_feed(
+                    tx, c, chatroom_id=chatroom_id, after_seq=after_seq
+                ),
+            )
+            while True:
+                read_next = partial(delivery.events_after, room_id=room_id, after_seq=cursor)
+                events = await in_read(info, read_next)
+                for event in events:
+                    cursor = event.seq
+                    yield t.RoomEvent.of(event)
+                if len(events) < delivery.EVENT_BATCH:
+                    await wake.wait(PRESENCE_INTERVAL)
+
+    @strawberry.subscription(
+        description="Wait for work as a role: marks it WAITING, delivers a task it can claim "
+        "now, then each new one. One waiter per role: a newer one ends this one (SUPERSEDED)."
+    )
+    async def task_available(
+        self, info: AppInfo, chatroom_id: strawberry.ID, role: str
+    ) -> AsyncGenerator[t.TaskDelivery, None]:
+        room_uuid = validation.entity_id(chatroom_id, kind="chatroom")
+        db = info.context.db
+        with info.context.hub.subscribe(room_uuid) as wake:
+            waiter = await in_transaction(
+                info,
+                lambda tx, c: delivery.register_waiter(tx, c, chatroom_id=chatroom_id, role=role),
+            )
+            try:
+                while True:
+                    items = await in_read(
+                        info, lambda tx, c: delivery.next_deliveries(tx, c, waiter)
+                    )
+                    for item in items:
+                        yield t.TaskDelivery.of(item)
+                        if item.kind in FINAL_KINDS:
+                            return
+                    await wake.wait(PRESENCE_INTERVAL)
+                    async with db.transaction() as tx:
+                        await delivery.touch_waiter(tx, waiter)
+            finally:
+
+                async def release() -> None:
+                    async with db.transaction() as tx:
+                        await delivery.release_waiter(tx, waiter)
+
+                await _shielded(release)

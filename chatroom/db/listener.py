@@ -116,9 +116,13 @@ class Listener:
         self.backend_pid: int | None = None
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        room, _, seq = payload.partition(":")
+        """Payloads are ids only: "<room id>:<event seq>", or "login:<login request id>"."""
+        head, _, tail = payload.partition(":")
         try:
-            self._hub.publish(uuid.UUID(room), int(seq))
+            if head == "login":
+                self._hub.publish(uuid.UUID(tail), None)
+            else:
+                self._hub.publish(uuid.UUID(head), int(tail))
         except ValueError:
             log.warning("ignored a malformed notification")
 

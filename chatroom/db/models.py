@@ -122,6 +122,42 @@ class AuthSession(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=TZ)
 
 
+class LoginStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    COLLECTED = "collected"
+
+
+class CliLoginRequest(SQLModel, table=True):
+    """Device login: the CLI waits on its request id (a random secret only it knows) while a
+    signed-in browser approves the short user code. The token is minted when the CLI collects
+    it, exactly once, so no plaintext token is ever stored."""
+
+    __tablename__ = "cli_login_requests"
+    __table_args__ = (
+        _in_check("status", LoginStatus, "status"),
+        Index(
+            "uq_cli_login_requests_pending_user_code",
+            "user_code",
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'approved')"),
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    user_code: str = Field(max_length=9)
+    device_name: str | None = Field(default=None, max_length=100)
+    status: str = Field(default=LoginStatus.PENDING.value, max_length=16)
+    approved_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="CASCADE")
+    session_id: uuid.UUID | None = Field(
+        default=None, foreign_key="sessions.id", ondelete="SET NULL"
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+    expires_at: datetime = Field(sa_type=TZ)
+
+
 class Chatroom(SQLModel, table=True):
     __tablename__ = "chatrooms"
     __table_args__ = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from chatroom.db import models
-from chatroom.resolvers import auth, handoffs, messages, rooms, tasks
+from chatroom.resolvers import auth, handoffs, logins, messages, rooms, tasks
 from chatroom.schema import inputs as i
 from chatroom.schema import types as t
 from chatroom.schema.context import AppInfo
@@ -215,3 +215,36 @@ class Mutation:
             ),
         )
         return t.Task.of(row)
+
+    @strawberry.mutation(description="Start a device login (no token needed): show the user code.")
+    async def request_cli_login(
+        self, info: AppInfo, device_name: str | None = None
+    ) -> t.CliLoginRequest:
+        async with info.context.db.transaction() as tx:
+            row = await logins.request_cli_login(tx, device_name=device_name)
+        return t.CliLoginRequest.of(row)
+
+    @strawberry.mutation(description="Let the CLI that shows this code sign in as me.")
+    async def approve_cli_login(self, info: AppInfo, user_code: str) -> t.CliLoginApproval:
+        row = await in_transaction(
+            info, lambda tx, c: logins.decide_cli_login(tx, c, user_code=user_code, approve=True)
+        )
+        return t.CliLoginApproval.of(row)
+
+    @strawberry.mutation(description="Refuse the CLI login that shows this code.")
+    async def deny_cli_login(self, info: AppInfo, user_code: str) -> t.CliLoginApproval:
+        row = await in_transaction(
+            info, lambda tx, c: logins.decide_cli_login(tx, c, user_code=user_code, approve=False)
+        )
+        return t.CliLoginApproval.of(row)
+
+    @strawberry.mutation(
+        description="Revoke one of my sessions; without an id, this one (log out)."
+    )
+    async def revoke_session(
+        self, info: AppInfo, session_id: strawberry.ID | None = None
+    ) -> t.Session:
+        row = await in_transaction(
+            info, lambda tx, c: logins.revoke_session(tx, c, session_id=session_id)
+        )
+        return t.Session.of(row, current_id=None)

@@ -8,7 +8,7 @@ import binascii
 import strawberry
 
 from chatroom.db import models
-from chatroom.resolvers import auth, messages, prompts, rooms, state, tasks
+from chatroom.resolvers import auth, logins, messages, prompts, rooms, state, tasks
 from chatroom.resolvers.errors import BadInput
 from chatroom.resolvers.teams import TEMPLATES
 from chatroom.schema import types as t
@@ -169,3 +169,15 @@ class Query:
             allowed_targets=p.allowed_targets,
             default_target=p.default_target,
         )
+
+    @strawberry.field(description="My sessions (tokens are never shown again).")
+    async def sessions(self, info: AppInfo) -> list[t.Session]:
+        rows, current = await in_read(info, logins.list_sessions)
+        return [t.Session.of(r, current_id=current) for r in rows]
+
+    @strawberry.field(description="A CLI login request, by the code the CLI printed.")
+    async def cli_login_request(self, info: AppInfo, user_code: str) -> t.CliLoginApproval:
+        row = await in_read(
+            info, lambda tx, c: logins.cli_login_request(tx, c, user_code=user_code)
+        )
+        return t.CliLoginApproval.of(row)

@@ -14,7 +14,8 @@ from typing import TypeVar
 
 import strawberry
 
-from chatroom.resolvers import delivery, validation
+from chatroom.resolvers import delivery, logins, validation
+from chatroom.resolvers.logins import LoginStatus
 from chatroom.schema import types as t
 from chatroom.schema.context import AppInfo
 from chatroom.schema.session import in_read, in_transaction
@@ -23,6 +24,8 @@ log = logging.getLogger("chatroom.subscriptions")
 
 # How often an open waiter refreshes the role's lastSeenAt (and re-checks its token).
 PRESENCE_INTERVAL = 15.0
+# Expiry needs no notification: a pending login re-checks itself this often.
+LOGIN_RECHECK = 1.0
 FINAL_KINDS = (delivery.DeliveryKind.SUPERSEDED, delivery.DeliveryKind.INTERRUPT)
 
 T = TypeVar("T")
@@ -96,3 +99,28 @@ class Subscription:
                         await delivery.release_waiter(tx, waiter)
 
                 await _shielded(release)
+
+    @strawberry.subscription(
+        description="The CLI side of device login: yields the request's status until it ends. "
+        "The first status after approval carries the token (once); then COLLECTED."
+    )
+    async def cli_login_status(
+        self, info: AppInfo, request_id: strawberry.ID
+    ) -> AsyncGenerator[t.CliLoginStatus, None]:
+        db = info.context.db
+        with info.context.hub.subscribe(logins.login_id(request_id)) as wake:
+            last: LoginStatus | None = None
+            while True:
+                async with db.transaction() as tx:
+                    state = await logins.collect_cli_login(tx, request_id=request_id)
+                if state.status != last or state.token:
+                    last = state.status
+                    yield t.CliLoginStatus(
+                        status=state.status,
+                        token=state.token,
+                        user=t.User.of(state.user) if state.user else None,
+                        expires_at=state.expires_at,
+                    )
+                if state.status not in (LoginStatus.PENDING, LoginStatus.APPROVED):
+                    return
+                await wake.wait(LOGIN_RECHECK)

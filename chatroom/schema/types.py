@@ -28,6 +28,7 @@ for _enum in (
     models.ParticipantStatus,
     models.RoomStatus,
     models.EventKind,
+    models.LoginStatus,
     delivery.DeliveryKind,
 ):
     strawberry.enum(_enum)
@@ -38,6 +39,7 @@ ParticipantStatus = models.ParticipantStatus
 RoomStatus = models.RoomStatus
 EventKind = models.EventKind
 DeliveryKind = delivery.DeliveryKind
+LoginStatus = models.LoginStatus
 
 
 def _opt(value: str | None, enum: type[E]) -> E | None:
@@ -373,4 +375,87 @@ class RoomEvent:
             task=Task.of(task) if task else None,
             participant=Participant.of(participant) if participant else None,
             room=Chatroom.of(room) if room else None,
+        )
+
+
+@strawberry.type
+class CliLoginRequest:
+    request_id: strawberry.ID = strawberry.field(
+        description="Keep it secret: whoever holds it collects the token (cliLoginStatus)."
+    )
+    user_code: str = strawberry.field(description="Show it to the person who approves.")
+    verification_path: str = strawberry.field(description="Open this path on the server.")
+    status: LoginStatus
+    device_name: str | None
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, row: models.CliLoginRequest) -> CliLoginRequest:
+        return cls(
+            request_id=strawberry.ID(str(row.id)),
+            user_code=row.user_code,
+            verification_path=f"/cli-auth?code={row.user_code}",
+            status=models.LoginStatus(row.status),
+            device_name=row.device_name,
+            expires_at=row.expires_at,
+        )
+
+
+@strawberry.type
+class CliLoginApproval:
+    """What the approval page may see of a request (never its id, which is the CLI's secret)."""
+
+    user_code: str
+    status: LoginStatus
+    device_name: str | None
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, row: models.CliLoginRequest) -> CliLoginApproval:
+        return cls(
+            user_code=row.user_code,
+            status=models.LoginStatus(row.status),
+            device_name=row.device_name,
+            expires_at=row.expires_at,
+        )
+
+
+@strawberry.type
+class CliLoginStatus:
+    status: LoginStatus
+    token: str | None = strawberry.field(
+        description="Present once: on the first status after approval (then COLLECTED)."
+    )
+    user: User | None
+    expires_at: datetime
+
+
+@strawberry.type
+class Session:
+    """One of my sessions. The token itself is never shown again."""
+
+    id: strawberry.ID
+    device_name: str | None
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    current: bool
+    scope_chatroom_id: strawberry.ID | None
+    scope_role: str | None
+
+    @classmethod
+    def of(cls, row: models.AuthSession, *, current_id: uuid.UUID | None) -> Session:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            device_name=row.device_name,
+            created_at=row.created_at,
+            last_used_at=row.last_used_at,
+            expires_at=row.expires_at,
+            revoked_at=row.revoked_at,
+            current=row.id == current_id,
+            scope_chatroom_id=strawberry.ID(str(row.scope_chatroom_id))
+            if row.scope_chatroom_id
+            else None,
+            scope_role=row.scope_role,
         )

@@ -26,6 +26,7 @@ from chatroom.db.migrate import upgrade_to_head
 from chatroom.db.session import Database, create_engine
 from chatroom.resolvers import delivery
 from chatroom.schema.build import schema
+from chatroom.schema import web
 from chatroom.schema.context import RequestContext, bearer_token
 
 log = logging.getLogger("chatroom")
@@ -42,6 +43,10 @@ class ChatroomGraphQL(GraphQL[RequestContext, None]):
             request=request,
             response=response,
         )
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        page = await web.graphiql_page(request)
+        return page if page is not None else await super().render_graphql_ide(request)
 
 
 def database_url() -> str:
@@ -125,6 +130,7 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
             Route("/healthz", healthz),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            *web.web_routes(),
         ],
         lifespan=lifespan,
     )

@@ -28,6 +28,7 @@ class Subscriber:
 
     def __init__(self, room_id: uuid.UUID) -> None:
         self.room_id = room_id
+        self.also: set[uuid.UUID] = set()
         self.announced_seq = 0
         self._wake = asyncio.Event()
 
@@ -52,17 +53,30 @@ class Hub:
 
     @contextlib.contextmanager
     def subscribe(self, room_id: uuid.UUID) -> Iterator[Subscriber]:
+        """Wake-ups for a room (or any other id that is announced: a login, a session)."""
         subscriber = Subscriber(room_id)
-        self._rooms[room_id].add(subscriber)
+        self._add(room_id, subscriber)
         try:
             yield subscriber
         finally:
-            members = self._rooms.get(room_id)
-            if members is not None:
-                members.discard(subscriber)
-                if not members:
-                    del self._rooms[room_id]
-                    self._announced.pop(room_id, None)
+            for key in (room_id, *subscriber.also):
+                self._remove(key, subscriber)
+
+    def also_wake_on(self, subscriber: Subscriber, key: uuid.UUID) -> None:
+        """Wake this subscriber for another id too (its session: revocation ends it at once)."""
+        subscriber.also.add(key)
+        self._add(key, subscriber)
+
+    def _add(self, key: uuid.UUID, subscriber: Subscriber) -> None:
+        self._rooms[key].add(subscriber)
+
+    def _remove(self, key: uuid.UUID, subscriber: Subscriber) -> None:
+        members = self._rooms.get(key)
+        if members is not None:
+            members.discard(subscriber)
+            if not members:
+                del self._rooms[key]
+                self._announced.pop(key, None)
 
     def publish(self, room_id: uuid.UUID, seq: int | None) -> None:
         if seq is not None and room_id in self._rooms:
@@ -89,7 +103,7 @@ class Hub:
 
     @property
     def subscriber_count(self) -> int:
-        return sum(len(m) for m in self._rooms.values())
+        return len({s for members in self._rooms.values() for s in members})
 
     @property
     def room_count(self) -> int:
@@ -116,10 +130,11 @@ class Listener:
         self.backend_pid: int | None = None
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        """Payloads are ids only: "<room id>:<event seq>", or "login:<login request id>"."""
+        """Payloads are ids only: "<room id>:<event seq>", "login:<login request id>" or
+        "session:<revoked session id>"."""
         head, _, tail = payload.partition(":")
         try:
-            if head == "login":
+            if head in ("login", "session"):
                 self._hub.publish(uuid.UUID(tail), None)
             else:
                 self._hub.publish(uuid.UUID(head), int(tail))

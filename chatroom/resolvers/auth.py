@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -16,15 +16,24 @@ from chatroom.resolvers import validation
 from chatroom.resolvers.errors import Unauthenticated
 
 TOKEN_PREFIX = "chr_"
+# Sliding expiry: a session lives this long after its last use...
 SESSION_LIFETIME = timedelta(days=30)
+# ...recorded at most this often, so reads do not turn into writes on every request.
+RENEW_AFTER = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
 class Caller:
     user_id: uuid.UUID
     session_id: uuid.UUID
+    expires_at: datetime
+    # An agent token acts only in this room, only as this role.
     scope_chatroom_id: uuid.UUID | None = None
     scope_role: str | None = None
+
+    @property
+    def is_agent(self) -> bool:
+        return self.scope_chatroom_id is not None
 
 
 def hash_token(token: str) -> str:
@@ -39,7 +48,7 @@ async def create_guest_session(tx: AsyncSession, *, display_name: str | None) ->
     user = User(display_name=validation.name(display_name or "Guest", field="displayName"))
     tx.add(user)
     await tx.flush()
-    token = await mint_session(tx, user_id=user.id)
+    token, _ = await mint_session(tx, user_id=user.id)
     return token, user
 
 
@@ -50,20 +59,20 @@ async def mint_session(
     device_name: str | None = None,
     scope_chatroom_id: uuid.UUID | None = None,
     scope_role: str | None = None,
-) -> str:
+) -> tuple[str, AuthSession]:
+    """A new session and its token (the only time the token exists outside the client)."""
     token = new_token()
-    tx.add(
-        AuthSession(
-            user_id=user_id,
-            token_hash=hash_token(token),
-            device_name=device_name,
-            scope_chatroom_id=scope_chatroom_id,
-            scope_role=scope_role,
-            expires_at=utcnow() + SESSION_LIFETIME,
-        )
+    session = AuthSession(
+        user_id=user_id,
+        token_hash=hash_token(token),
+        device_name=device_name,
+        scope_chatroom_id=scope_chatroom_id,
+        scope_role=scope_role,
+        expires_at=utcnow() + SESSION_LIFETIME,
     )
+    tx.add(session)
     await tx.flush()
-    return token
+    return token, session
 
 
 async def authenticate(tx: AsyncSession, token: str | None) -> Caller:
@@ -81,9 +90,16 @@ async def authenticate(tx: AsyncSession, token: str | None) -> Caller:
             "This token is not valid (unknown, revoked or expired). Sign in again with "
             "`chatroom auth login` or the createGuestSession mutation."
         )
+    now = utcnow()
+    if now - session.last_used_at >= RENEW_AFTER:
+        session.last_used_at = now
+        session.expires_at = now + SESSION_LIFETIME
+        tx.add(session)
+        await tx.flush()
     return Caller(
         user_id=session.user_id,
         session_id=session.id,
+        expires_at=session.expires_at,
         scope_chatroom_id=session.scope_chatroom_id,
         scope_role=session.scope_role,
     )

@@ -62,7 +62,7 @@ async def register_waiter(
     """Become the role's one waiter (superseding any other, on any process) and mark the role
     present: WAITING, or ACTIVE if it already holds a task (its agent restarted)."""
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    who = state.team_role(room, role)
+    who = state.acting_role(room, caller, role)
     await state.expire_lapsed_lease(tx, room)
     task = await state.active_task(tx, room)
     holds = task is not None and task.status == TaskStatus.IN_PROGRESS and task.assigned_to == who

@@ -70,7 +70,7 @@ async def send_handoff(
     idempotency_key: str | None = None,
 ) -> HandoffOutcome:
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    sender = state.team_role(room, sender_role, field="senderRole")
+    sender = state.acting_role(room, caller, sender_role, field="senderRole")
     target = state.team_role(room, target_role, field="targetRole", allow_user=True)
     if target == sender:
         raise BadInput(
@@ -182,7 +182,7 @@ async def classify_task(
     """Classify the user request behind the task the role holds. A follow-up links to the
     previous chain's origin and inherits its classification (and so its restrictions)."""
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    who = state.team_role(room, role)
+    who = state.acting_role(room, caller, role)
     task = await state.active_task(tx, room)
     if task is None or task.status != TaskStatus.IN_PROGRESS or task.assigned_to != who:
         raise NotTaskHolder(

@@ -19,9 +19,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chatroom.db.models import AuthSession, CliLoginRequest, LoginStatus, User, utcnow
 
 __all__ = ["LoginStatus"]
-from chatroom.resolvers import auth, validation
+from chatroom.resolvers import auth, state, validation
 from chatroom.resolvers.auth import Caller
-from chatroom.resolvers.errors import Conflict, Forbidden, NotFound
+from chatroom.resolvers.errors import Conflict, NotFound
 
 LOGIN_LIFETIME = timedelta(minutes=10)
 # No vowels (no words), no look-alikes (0/O, 1/I/L).
@@ -80,14 +80,9 @@ async def _by_code(tx: AsyncSession, user_code: str, *, lock: bool) -> CliLoginR
     return found
 
 
-def _require_full_session(caller: Caller) -> None:
-    if caller.scope_chatroom_id is not None:
-        raise Forbidden("An agent token cannot approve logins or manage sessions.")
-
-
 async def cli_login_request(tx: AsyncSession, caller: Caller, *, user_code: str) -> CliLoginRequest:
     """What the approval page shows before the person decides."""
-    _require_full_session(caller)
+    state.require_owner(caller)
     request = await _by_code(tx, user_code, lock=False)
     request.status = _current_status(request).value
     return request
@@ -96,7 +91,7 @@ async def cli_login_request(tx: AsyncSession, caller: Caller, *, user_code: str)
 async def decide_cli_login(
     tx: AsyncSession, caller: Caller, *, user_code: str, approve: bool
 ) -> CliLoginRequest:
-    _require_full_session(caller)
+    state.require_owner(caller)
     request = await _by_code(tx, user_code, lock=True)
     status = _current_status(request)
     if status == LoginStatus.EXPIRED:
@@ -132,12 +127,9 @@ async def collect_cli_login(tx: AsyncSession, *, request_id: str) -> LoginState:
     state = LoginState(status=status, expires_at=request.expires_at)
     if status != LoginStatus.APPROVED or request.approved_by is None:
         return state
-    token = await auth.mint_session(
+    token, session = await auth.mint_session(
         tx, user_id=request.approved_by, device_name=request.device_name or "chatroom CLI"
     )
-    session = (
-        await tx.exec(select(AuthSession).where(AuthSession.token_hash == auth.hash_token(token)))
-    ).one()
     request.status = LoginStatus.COLLECTED.value
     request.session_id = session.id
     tx.add(request)
@@ -153,7 +145,7 @@ def login_id(request_id: str) -> uuid.UUID:
 
 async def list_sessions(tx: AsyncSession, caller: Caller) -> tuple[list[AuthSession], uuid.UUID]:
     """My sessions, newest first, and which one is making this call."""
-    _require_full_session(caller)
+    state.require_owner(caller)
     rows = await tx.exec(
         select(AuthSession)
         .where(AuthSession.user_id == caller.user_id)
@@ -168,7 +160,7 @@ async def revoke_session(
     """Revoke one of my sessions (default: the one making this call, i.e. log out)."""
     target = validation.entity_id(session_id, kind="session") if session_id else caller.session_id
     if target != caller.session_id:
-        _require_full_session(caller)
+        state.require_owner(caller)
     session = (
         await tx.exec(
             select(AuthSession)
@@ -182,4 +174,31 @@ async def revoke_session(
         session.revoked_at = utcnow()
         tx.add(session)
         await tx.flush()
+        # Wake this session's open subscriptions (on every process): they re-check and end.
+        connection = await tx.connection()
+        await connection.execute(select(func.pg_notify("chatroom_events", f"session:{session.id}")))
     return session
+
+
+@dataclass
+class AgentToken:
+    token: str
+    session: AuthSession
+
+
+async def create_agent_token(
+    tx: AsyncSession, caller: Caller, *, chatroom_id: str, role: str
+) -> AgentToken:
+    """A token that acts only as `role` in this room: it cannot speak as the user, see other
+    rooms, manage the room or mint tokens. Shown once; revoke it with revokeSession."""
+    state.require_owner(caller)
+    room = await state.load_room(tx, caller, chatroom_id, lock=False)
+    who = state.team_role(room, role)
+    token, session = await auth.mint_session(
+        tx,
+        user_id=caller.user_id,
+        device_name=f"agent {who}",
+        scope_chatroom_id=room.id,
+        scope_role=who,
+    )
+    return AgentToken(token, session)

@@ -51,7 +51,7 @@ async def send_message(
     """A user message becomes a task (pending if the room is idle, else queued). An agent's
     message is informational: it is shown in the feed and creates no task."""
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    sender = state.team_role(room, sender_role, field="senderRole", allow_user=True)
+    sender = state.acting_role(room, caller, sender_role, field="senderRole", allow_user=True)
     target = state.team_role(room, target_role, field="targetRole") if target_role else None
     body = validation.content(content)
     key = validation.idempotency_key(idempotency_key)
@@ -141,7 +141,7 @@ async def context_window(
     """What an agent needs to pick up its task: the chain's origin message and the messages
     after it (the newest CONTEXT_WINDOW_LIMIT of them)."""
     room = await state.load_room(tx, caller, chatroom_id, lock=False)
-    who = state.team_role(room, role)
+    who = state.acting_role(room, caller, role)
     task = await _current_task_for(tx, room.id, who, room.entry_point)
     origin_id = task.origin_message_id if task else room.last_origin_message_id
     origin = await tx.get(Message, origin_id) if origin_id else None

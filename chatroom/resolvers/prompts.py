@@ -71,7 +71,7 @@ async def role_prompt(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, role: str
 ) -> RolePrompt:
     room = await state.load_room(tx, caller, chatroom_id, lock=False)
-    who = state.team_role(room, role)
+    who = state.acting_role(room, caller, role)
     targets = allowed_targets(room, who)
     return RolePrompt(who, render(room, who, targets), targets, default_target(room, who))
 

@@ -77,6 +77,7 @@ async def create_chatroom(
     entry_point: str | None,
     idempotency_key: str | None,
 ) -> Chatroom:
+    state.require_owner(caller)
     tid, team_name, team_roles, entry = _team(team_id, roles, entry_point)
     room_name = validation.name(name if name is not None else team_name)
     key = validation.idempotency_key(idempotency_key)
@@ -113,6 +114,8 @@ async def list_chatrooms(
     tx: AsyncSession, caller: Caller, *, status: RoomStatus | None = None
 ) -> list[Chatroom]:
     query = select(Chatroom).where(Chatroom.owner_id == caller.user_id)
+    if caller.scope_chatroom_id is not None:
+        query = query.where(Chatroom.id == caller.scope_chatroom_id)
     if status is not None:
         query = query.where(Chatroom.status == status.value)
     return list((await tx.exec(query.order_by(col(Chatroom.created_at).desc()))).all())
@@ -121,6 +124,7 @@ async def list_chatrooms(
 async def rename_chatroom(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, name: str
 ) -> Chatroom:
+    state.require_owner(caller)
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
     room.name = validation.name(name)
     await state.room_updated(tx, room)
@@ -129,6 +133,7 @@ async def rename_chatroom(
 
 async def complete_chatroom(tx: AsyncSession, caller: Caller, *, chatroom_id: str) -> Chatroom:
     """Completed rooms take no new work; the active and queued tasks are cancelled with it."""
+    state.require_owner(caller)
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
     if room.status == RoomStatus.COMPLETED:
         return room
@@ -152,6 +157,7 @@ async def complete_chatroom(tx: AsyncSession, caller: Caller, *, chatroom_id: st
 async def interrupt_chatroom(tx: AsyncSession, caller: Caller, *, chatroom_id: str) -> Chatroom:
     """Stop everyone: all participants idle, an interrupt message for every waiter, and the
     active task back to pending (same assignee) so the work can resume later."""
+    state.require_owner(caller)
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
     state.require_open(room)
     task = await state.active_task(tx, room)
@@ -173,7 +179,7 @@ async def join_chatroom(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, role: str
 ) -> Participant:
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    joined = state.team_role(room, role)
+    joined = state.acting_role(room, caller, role)
     await state.expire_lapsed_lease(tx, room)
     row = await state.participant(tx, room, joined)
     if row.last_seen_at is None:

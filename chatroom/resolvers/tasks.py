@@ -70,7 +70,7 @@ async def claim_task(
     one transaction. Claimers queue on the room lock, so exactly one of any number wins; the
     rest see the task already taken and get success=false."""
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    who = state.team_role(room, role)
+    who = state.acting_role(room, caller, role)
     key = validation.idempotency_key(idempotency_key)
     request = {"room": str(room.id), "task": task_id, "role": who}
     replay = await idempotency.reserve_or_replay(tx, caller, "claimTask", key, request)
@@ -136,7 +136,7 @@ async def pending_tasks(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, role: str
 ) -> list[Task]:
     room = await state.load_room(tx, caller, chatroom_id, lock=False)
-    who = state.team_role(room, role)
+    who = state.acting_role(room, caller, role)
     rows = await tx.exec(
         select(Task).where(Task.chatroom_id == room.id, Task.status == TaskStatus.PENDING)
     )
@@ -202,6 +202,7 @@ async def tasks_by_id(tx: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID,
 async def add_backlog_task(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, content: str
 ) -> Task:
+    state.require_owner(caller)
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
     state.require_open(room)
     body = validation.content(content)
@@ -213,6 +214,7 @@ async def add_backlog_task(
 async def _owned_task(
     tx: AsyncSession, caller: Caller, chatroom_id: str, task_id: str
 ) -> tuple[Chatroom, Task]:
+    state.require_owner(caller)
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
     await state.expire_lapsed_lease(tx, room)
     return room, await state.load_task(tx, room, task_id)

@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -25,9 +27,10 @@ from chatroom.db.listener import Hub, Listener
 from chatroom.db.migrate import upgrade_to_head
 from chatroom.db.session import Database, create_engine
 from chatroom.resolvers import delivery
-from chatroom.schema.build import schema
 from chatroom.schema import web
-from chatroom.schema.context import RequestContext, bearer_token
+from chatroom.schema.build import schema
+from chatroom.schema.context import RequestContext
+from chatroom.schema.limits import BodyLimit, RateLimiter, WebSocketLimits, bearer_token
 
 log = logging.getLogger("chatroom")
 
@@ -39,6 +42,7 @@ class ChatroomGraphQL(GraphQL[RequestContext, None]):
         return RequestContext(
             db=request.app.state.db,
             hub=request.app.state.hub,
+            rate_limiter=request.app.state.rate_limiter,
             header_token=bearer_token(request.headers.get("authorization")),
             request=request,
             response=response,
@@ -76,6 +80,7 @@ async def sweep_lapsed_leases(db: Database, interval: float) -> None:
 def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Starlette:
     """App factory (uvicorn --factory). Reads DATABASE_URL unless a URL is given."""
     db_url = url or database_url()
+    config = settings()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -83,11 +88,12 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
             await asyncio.to_thread(upgrade_to_head, db_url)
         app.state.db = Database(create_engine(db_url, pool_size=10, max_overflow=10))
         app.state.hub = Hub()
+        app.state.rate_limiter = RateLimiter(config.mutations_per_second, config.mutation_burst)
         app.state.listener = Listener(db_url, app.state.hub)
         background = [
             asyncio.create_task(app.state.listener.run(), name="listener"),
             asyncio.create_task(
-                sweep_lapsed_leases(app.state.db, settings().lease_sweep_interval.total_seconds()),
+                sweep_lapsed_leases(app.state.db, config.lease_sweep_interval.total_seconds()),
                 name="lease-sweeper",
             ),
         ]
@@ -124,8 +130,30 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
         schema,
         graphql_ide="graphiql",
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
+        max_subscriptions_per_connection=config.max_subscriptions_per_connection,
+        # Same-origin websockets only, unless more origins are configured.
+        allowed_origins=config.allowed_origins,
     )
+    middleware = [
+        Middleware(BodyLimit, max_bytes=config.max_body_bytes),
+        Middleware(
+            WebSocketLimits,
+            max_message_bytes=config.max_ws_message_bytes,
+            max_per_token=config.max_connections_per_token,
+        ),
+    ]
+    if config.cors_origins:  # CORS is off unless origins are configured
+        middleware.insert(
+            0,
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(config.cors_origins),
+                allow_methods=["GET", "POST"],
+                allow_headers=["authorization", "content-type"],
+            ),
+        )
     return Starlette(
+        middleware=middleware,
         routes=[
             Route("/healthz", healthz),
             Route("/graphql", graphql, methods=["GET", "POST"]),

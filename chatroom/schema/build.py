@@ -7,14 +7,11 @@ from graphql import GraphQLError
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.types import ExecutionContext
 
+from chatroom.config import settings
 from chatroom.schema.errors import CodedErrors
 from chatroom.schema.mutation import Mutation
 from chatroom.schema.query import Query
 from chatroom.schema.subscription import Subscription
-
-MAX_QUERY_DEPTH = 10
-MAX_ALIASES = 30
-MAX_TOKENS = 5000
 
 
 class ChatroomSchema(strawberry.Schema):
@@ -29,9 +26,9 @@ schema = ChatroomSchema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=[
-        lambda: QueryDepthLimiter(max_depth=MAX_QUERY_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: QueryDepthLimiter(max_depth=settings().max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings().max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings().max_query_tokens),
         CodedErrors,
     ],
 )

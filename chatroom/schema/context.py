@@ -17,6 +17,7 @@ from chatroom.db.listener import Hub
 from chatroom.db.models import Message, Participant, Task
 from chatroom.db.session import Database
 from chatroom.resolvers import messages, participants, tasks
+from chatroom.schema.limits import RateLimiter, bearer_token, client_key
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -53,6 +54,7 @@ class Loaders:
 class RequestContext:
     db: Database
     hub: Hub
+    rate_limiter: RateLimiter
     header_token: str | None
     request: Any
     response: Any = None
@@ -63,6 +65,10 @@ class RequestContext:
 
     def __post_init__(self) -> None:
         self.loaders = Loaders.for_request(self.db)
+
+    def check_rate(self) -> None:
+        """One mutation's worth of this caller's rate limit (RATE_LIMITED when exhausted)."""
+        self.rate_limiter.check(client_key(self.token, getattr(self.request, "scope", None)))
 
     @property
     def token(self) -> str | None:
@@ -75,10 +81,3 @@ class RequestContext:
 
 
 AppInfo = Info[RequestContext, None]
-
-
-def bearer_token(header: str | None) -> str | None:
-    if not header:
-        return None
-    scheme, _, value = header.partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None

@@ -28,6 +28,7 @@ class Mutation:
     async def create_guest_session(
         self, info: AppInfo, display_name: str | None = None
     ) -> t.GuestSession:
+        info.context.check_rate()
         async with info.context.db.transaction() as tx:
             token, user = await auth.create_guest_session(tx, display_name=display_name)
         return t.GuestSession(token=token, user=t.User.of(user))
@@ -220,6 +221,7 @@ class Mutation:
     async def request_cli_login(
         self, info: AppInfo, device_name: str | None = None
     ) -> t.CliLoginRequest:
+        info.context.check_rate()
         async with info.context.db.transaction() as tx:
             row = await logins.request_cli_login(tx, device_name=device_name)
         return t.CliLoginRequest.of(row)
@@ -248,3 +250,15 @@ class Mutation:
             info, lambda tx, c: logins.revoke_session(tx, c, session_id=session_id)
         )
         return t.Session.of(row, current_id=None)
+
+    @strawberry.mutation(description="Mint a token that acts only as one role in one room.")
+    async def create_agent_token(
+        self, info: AppInfo, chatroom_id: strawberry.ID, role: str
+    ) -> t.AgentToken:
+        minted = await in_transaction(
+            info,
+            lambda tx, c: logins.create_agent_token(tx, c, chatroom_id=chatroom_id, role=role),
+        )
+        return t.AgentToken(
+            token=minted.token, session=t.Session.of(minted.session, current_id=None)
+        )

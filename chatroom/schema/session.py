@@ -16,6 +16,7 @@ Work = Callable[[AsyncSession, Caller], Awaitable[T]]
 
 
 async def in_transaction(info: AppInfo, work: Work[T]) -> T:
+    info.context.check_rate()
     async with info.context.db.transaction() as tx:
         return await work(tx, await authenticate(tx, info.context.token))
 
@@ -23,3 +24,9 @@ async def in_transaction(info: AppInfo, work: Work[T]) -> T:
 async def in_read(info: AppInfo, work: Work[T]) -> T:
     async with info.context.db.read() as tx:
         return await work(tx, await authenticate(tx, info.context.token))
+
+
+async def current_caller(info: AppInfo) -> Caller:
+    """Who is calling (subscriptions keep it to wake on their session's revocation)."""
+    async with info.context.db.read() as tx:
+        return await authenticate(tx, info.context.token)

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from functools import partial
 from typing import TypeVar
 
 import strawberry
 
+from chatroom.db.listener import Subscriber
+from chatroom.db.models import utcnow
 from chatroom.resolvers import delivery, logins, validation
+from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.logins import LoginStatus
 from chatroom.schema import types as t
 from chatroom.schema.context import AppInfo
-from chatroom.schema.session import in_read, in_transaction
+from chatroom.schema.session import current_caller, in_read, in_transaction
 
 log = logging.getLogger("chatroom.subscriptions")
 
@@ -29,6 +33,20 @@ LOGIN_RECHECK = 1.0
 FINAL_KINDS = (delivery.DeliveryKind.SUPERSEDED, delivery.DeliveryKind.INTERRUPT)
 
 T = TypeVar("T")
+
+
+def _until_recheck(caller: Caller) -> float:
+    """Sleep at most until the next presence touch, or the token's expiry if sooner."""
+    left = (caller.expires_at - utcnow()).total_seconds()
+    return max(0.05, min(PRESENCE_INTERVAL, left + 0.05))
+
+
+async def _watch(info: AppInfo, wake: Subscriber) -> Caller:
+    """Authenticate, and let a revocation of this session wake the subscription at once (the
+    next read then refuses the token and the subscription ends)."""
+    caller = await current_caller(info)
+    info.context.hub.also_wake_on(wake, caller.session_id)
+    return caller
 
 
 async def _shielded(work: Callable[[], Awaitable[T]]) -> T | None:
@@ -51,6 +69,7 @@ class Subscription:
     ) -> AsyncGenerator[t.RoomEvent, None]:
         room_uuid = validation.entity_id(chatroom_id, kind="chatroom")
         with info.context.hub.subscribe(room_uuid) as wake:
+            caller = await _watch(info, wake)
             room_id, cursor = await in_read(
                 info,
                 lambda tx, c: delivery.open_room_feed(
@@ -64,7 +83,7 @@ class Subscription:
                     cursor = event.seq
                     yield t.RoomEvent.of(event)
                 if len(events) < delivery.EVENT_BATCH:
-                    await wake.wait(PRESENCE_INTERVAL)
+                    await wake.wait(_until_recheck(caller))
 
     @strawberry.subscription(
         description="Wait for work as a role: marks it WAITING, delivers a task it can claim "
@@ -76,10 +95,12 @@ class Subscription:
         room_uuid = validation.entity_id(chatroom_id, kind="chatroom")
         db = info.context.db
         with info.context.hub.subscribe(room_uuid) as wake:
+            caller = await _watch(info, wake)
             waiter = await in_transaction(
                 info,
                 lambda tx, c: delivery.register_waiter(tx, c, chatroom_id=chatroom_id, role=role),
             )
+            touched = time.monotonic()
             try:
                 while True:
                     items = await in_read(
@@ -89,9 +110,11 @@ class Subscription:
                         yield t.TaskDelivery.of(item)
                         if item.kind in FINAL_KINDS:
                             return
-                    await wake.wait(PRESENCE_INTERVAL)
-                    async with db.transaction() as tx:
-                        await delivery.touch_waiter(tx, waiter)
+                    await wake.wait(_until_recheck(caller))
+                    if time.monotonic() - touched >= PRESENCE_INTERVAL:
+                        touched = time.monotonic()
+                        async with db.transaction() as tx:
+                            await delivery.touch_waiter(tx, waiter)
             finally:
 
                 async def release() -> None:

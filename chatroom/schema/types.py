@@ -459,3 +459,12 @@ class Session:
             else None,
             scope_role=row.scope_role,
         )
+
+
+@strawberry.type
+class AgentToken:
+    token: str = strawberry.field(
+        description="Shown once. Give it to the agent (CHATROOM_TOKEN); it acts only as its "
+        "role in its room."
+    )
+    session: Session

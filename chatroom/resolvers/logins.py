@@ -7,6 +7,7 @@ so it is delivered exactly once and never stored in plaintext."""
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ LOGIN_LIFETIME = timedelta(minutes=10)
 # No vowels (no words), no look-alikes (0/O, 1/I/L).
 CODE_ALPHABET = "BCDFGHJKMNPQRSTVWXZ23456789"
 LOGIN_NOTIFY_PREFIX = "login"
+USER_CODE_PATTERN = re.compile(r"^[A-Z0-9]{4}-[A-Z0-9]{4}$")
 
 
 def new_user_code() -> str:
@@ -65,13 +67,18 @@ async def request_cli_login(tx: AsyncSession, *, device_name: str | None) -> Cli
 
 
 async def _by_code(tx: AsyncSession, user_code: str, *, lock: bool) -> CliLoginRequest:
-    query = (
-        select(CliLoginRequest)
-        .where(CliLoginRequest.user_code == normalize_code(user_code))
-        .order_by(col(CliLoginRequest.created_at).desc())
-        .limit(1)
-    )
-    found = (await tx.exec(query.with_for_update() if lock else query)).first()
+    code = normalize_code(user_code)
+    found = None
+    # Only a well-formed code can exist; anything else (a NUL byte, a stray surrogate) must
+    # not reach the driver, which would fail with INTERNAL instead of NOT_FOUND.
+    if USER_CODE_PATTERN.match(code):
+        query = (
+            select(CliLoginRequest)
+            .where(CliLoginRequest.user_code == code)
+            .order_by(col(CliLoginRequest.created_at).desc())
+            .limit(1)
+        )
+        found = (await tx.exec(query.with_for_update() if lock else query)).first()
     if found is None:
         raise NotFound(
             f"No login request has code {user_code!r}. Check the code the CLI printed, or run "

@@ -27,7 +27,27 @@ def role(value: str, *, field: str = "role") -> str:
     return normalized
 
 
+def storable(value: str, *, field: str) -> str:
+    """PostgreSQL text holds neither NUL characters nor unpaired surrogates (which JSON can
+    carry as \\ud800 escapes): refuse them here, or the driver would fail mid-transaction."""
+    if "\x00" in value:
+        raise BadInput(
+            f"{field} contains a NUL character (\\u0000), which cannot be stored: remove it.",
+            field=field,
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadInput(
+            f"{field} contains an unpaired surrogate (an invalid \\ud800-\\udfff escape): "
+            "send valid Unicode text.",
+            field=field,
+        ) from None
+    return value
+
+
 def content(value: str, *, field: str = "content") -> str:
+    storable(value, field=field)
     if not value.strip():
         raise BadInput(f"{field} is empty: write the message text.", field=field)
     if len(value) > MAX_CONTENT_CHARS:
@@ -41,7 +61,7 @@ def content(value: str, *, field: str = "content") -> str:
 
 
 def name(value: str, *, field: str = "name") -> str:
-    trimmed = value.strip()
+    trimmed = storable(value, field=field).strip()
     if not trimmed:
         raise BadInput(f"{field} is empty: give it a few words.", field=field)
     if len(trimmed) > MAX_NAME_CHARS:
@@ -72,4 +92,4 @@ def idempotency_key(value: str | None) -> str | None:
             f"idempotencyKey must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters.",
             field="idempotencyKey",
         )
-    return value
+    return storable(value, field="idempotencyKey")

@@ -1,0 +1,1 @@
+"""API tests: the real server (uvicorn subprocess) through the real gql client."""

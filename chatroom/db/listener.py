@@ -13,7 +13,7 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import asyncpg
 
@@ -30,6 +30,8 @@ class Subscriber:
         self.room_id = room_id
         self.also: set[uuid.UUID] = set()
         self.announced_seq = 0
+        # Set when woken through an `also` id (its session was revoked): re-authenticate.
+        self.recheck = False
         self._wake = asyncio.Event()
 
     def wake(self, seq: int | None = None) -> None:
@@ -50,6 +52,8 @@ class Hub:
     def __init__(self) -> None:
         self._rooms: dict[uuid.UUID, set[Subscriber]] = defaultdict(set)
         self._announced: dict[uuid.UUID, int] = {}
+        # Called with an id when its last subscriber leaves (to drop per-room caches).
+        self.on_unwatched: Callable[[uuid.UUID], None] = lambda _key: None
 
     @contextlib.contextmanager
     def subscribe(self, room_id: uuid.UUID) -> Iterator[Subscriber]:
@@ -77,12 +81,15 @@ class Hub:
             if not members:
                 del self._rooms[key]
                 self._announced.pop(key, None)
+                self.on_unwatched(key)
 
-    def publish(self, room_id: uuid.UUID, seq: int | None) -> None:
-        if seq is not None and room_id in self._rooms:
-            self._announced[room_id] = max(seq, self._announced.get(room_id, 0))
-        for subscriber in self._rooms.get(room_id, ()):
-            subscriber.wake(seq)
+    def publish(self, key: uuid.UUID, seq: int | None) -> None:
+        if seq is not None and key in self._rooms:
+            self._announced[key] = max(seq, self._announced.get(key, 0))
+        for subscriber in self._rooms.get(key, ()):
+            if key != subscriber.room_id:
+                subscriber.recheck = True
+            subscriber.wake(seq if key == subscriber.room_id else None)
 
     def rooms(self) -> list[uuid.UUID]:
         return list(self._rooms)
@@ -160,7 +167,10 @@ class Listener:
                 self.backend_pid = conn.get_server_pid()
                 backoff = 0.05
                 self.connected.set()
-                # Anything committed while we were not listening is found by re-reading.
+                # Anything committed while we were not listening is found by re-reading:
+                # rooms whose log moved are announced with their new head, then everyone
+                # (logins, sessions) re-checks.
+                await self._catch_up(conn)
                 self._hub.wake_all()
                 while not lost.is_set() and not conn.is_closed():
                     with contextlib.suppress(TimeoutError):

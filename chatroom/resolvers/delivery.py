@@ -18,7 +18,6 @@ from chatroom.db.models import (
     MessageType,
     Participant,
     ParticipantStatus,
-    RoomEvent,
     Task,
     TaskStatus,
     utcnow,
@@ -26,8 +25,6 @@ from chatroom.db.models import (
 from chatroom.resolvers import state
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.tasks import routable_to
-
-EVENT_BATCH = 500
 
 
 class DeliveryKind(StrEnum):
@@ -157,22 +154,9 @@ async def open_room_feed(
     """Authorise a roomEvents subscription; returns (room id, starting cursor). Without a
     cursor the feed starts live, after the newest event."""
     room = await state.load_room(tx, caller, chatroom_id, lock=False)
-    start = room.last_event_seq if after_seq is None else max(0, after_seq)
+    head = room.last_event_seq
+    start = head if after_seq is None else max(0, min(after_seq, head))
     return room.id, start
-
-
-async def events_after(
-    tx: AsyncSession, caller: Caller, *, room_id: uuid.UUID, after_seq: int
-) -> list[RoomEvent]:
-    """The next events after the cursor, re-checking the caller may still see the room."""
-    await _room(tx, caller, room_id)
-    rows = await tx.exec(
-        select(RoomEvent)
-        .where(RoomEvent.chatroom_id == room_id, RoomEvent.seq > after_seq)
-        .order_by(col(RoomEvent.seq))
-        .limit(EVENT_BATCH)
-    )
-    return list(rows.all())
 
 
 async def _room(tx: AsyncSession, caller: Caller, room_id: uuid.UUID) -> Chatroom:

@@ -232,8 +232,8 @@ async def set_task_status(tx: AsyncSession, room: Chatroom, task: Task, status: 
         task.completed_at = now
     if status != TaskStatus.IN_PROGRESS:
         task.lease_expires_at = None
-    if status == TaskStatus.QUEUED:
-        task.queue_position = next_queue_position(room)
+    # A position means "place in the queue": only queued tasks have one.
+    task.queue_position = next_queue_position(room) if status == TaskStatus.QUEUED else None
     return await task_changed(tx, room, task)
 
 

@@ -72,7 +72,7 @@ async def claim_task(
     room = await state.load_room(tx, caller, chatroom_id, lock=True)
     who = state.acting_role(room, caller, role)
     key = validation.idempotency_key(idempotency_key)
-    request = {"room": str(room.id), "task": task_id, "role": who}
+    request = {"room": str(room.id), "task": task_id.strip().lower(), "role": who}
     replay = await idempotency.reserve_or_replay(tx, caller, "claimTask", key, request)
     if replay is not None:
         return ClaimOutcome.load(replay)

@@ -23,6 +23,7 @@ from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from chatroom.config import settings
+from chatroom.db.feed import FeedCache
 from chatroom.db.listener import Hub, Listener
 from chatroom.db.migrate import upgrade_to_head
 from chatroom.db.session import Database, create_engine
@@ -42,6 +43,7 @@ class ChatroomGraphQL(GraphQL[RequestContext, None]):
         return RequestContext(
             db=request.app.state.db,
             hub=request.app.state.hub,
+            feeds=request.app.state.feeds,
             rate_limiter=request.app.state.rate_limiter,
             header_token=bearer_token(request.headers.get("authorization")),
             request=request,
@@ -88,6 +90,8 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
             await asyncio.to_thread(upgrade_to_head, db_url)
         app.state.db = Database(create_engine(db_url, pool_size=10, max_overflow=10))
         app.state.hub = Hub()
+        app.state.feeds = FeedCache(app.state.db)
+        app.state.hub.on_unwatched = app.state.feeds.forget
         app.state.rate_limiter = RateLimiter(config.mutations_per_second, config.mutation_burst)
         app.state.listener = Listener(db_url, app.state.hub)
         background = [
@@ -123,6 +127,7 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
                 "listenerReconnects": state.listener.reconnects,
                 "subscribers": state.hub.subscriber_count,
                 "watchedRooms": state.hub.room_count,
+                "roomFeeds": len(state.feeds),
             }
         )
 

@@ -13,6 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from chatroom.db.feed import FeedCache
 from chatroom.db.listener import Hub
 from chatroom.db.models import Message, Participant, Task
 from chatroom.db.session import Database
@@ -54,6 +55,7 @@ class Loaders:
 class RequestContext:
     db: Database
     hub: Hub
+    feeds: FeedCache
     rate_limiter: RateLimiter
     header_token: str | None
     request: Any

@@ -58,7 +58,9 @@ class Mutation:
         )
         return t.Chatroom.of(room)
 
-    @strawberry.mutation(description="Mark the room completed; its open tasks are cancelled.")
+    @strawberry.mutation(
+        description="Complete the room: active and queued tasks are cancelled, the backlog kept."
+    )
     async def complete_chatroom(self, info: AppInfo, chatroom_id: strawberry.ID) -> t.Chatroom:
         room = await in_transaction(
             info, lambda tx, c: rooms.complete_chatroom(tx, c, chatroom_id=chatroom_id)

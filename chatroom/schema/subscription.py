@@ -10,11 +10,11 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from functools import partial
 from typing import TypeVar
 
 import strawberry
 
+from chatroom.db.feed import BATCH
 from chatroom.db.listener import Subscriber
 from chatroom.db.models import utcnow
 from chatroom.resolvers import delivery, logins, validation
@@ -39,6 +39,14 @@ def _until_recheck(caller: Caller) -> float:
     """Sleep at most until the next presence touch, or the token's expiry if sooner."""
     left = (caller.expires_at - utcnow()).total_seconds()
     return max(0.05, min(PRESENCE_INTERVAL, left + 0.05))
+
+
+async def _recheck(info: AppInfo, wake: Subscriber, caller: Caller) -> Caller:
+    """Re-authenticate after a possible revocation or at expiry (raises UNAUTHENTICATED)."""
+    if wake.recheck or utcnow() >= caller.expires_at:
+        wake.recheck = False
+        return await current_caller(info)
+    return caller
 
 
 async def _watch(info: AppInfo, wake: Subscriber) -> Caller:
@@ -76,14 +84,17 @@ class Subscription:
                     tx, c, chatroom_id=chatroom_id, after_seq=after_seq
                 ),
             )
+            # Reads are shared by the room's subscribers here (FeedCache); access is checked
+            # at the start and again whenever the session may have changed.
+            feed = info.context.feeds.feed(room_id)
             while True:
-                read_next = partial(delivery.events_after, room_id=room_id, after_seq=cursor)
-                events = await in_read(info, read_next)
+                events = await feed.after(cursor, wake.announced_seq)
                 for event in events:
                     cursor = event.seq
                     yield t.RoomEvent.of(event)
-                if len(events) < delivery.EVENT_BATCH:
+                if len(events) < BATCH:
                     await wake.wait(_until_recheck(caller))
+                    caller = await _recheck(info, wake, caller)
 
     @strawberry.subscription(
         description="Wait for work as a role: marks it WAITING, delivers a task it can claim "

@@ -1,20 +1,24 @@
-"""Append room events in the caller's transaction, and announce them with pg_notify.
+"""Room events: appended in the caller's transaction and announced with pg_notify.
 
-A notification carries ids only ("<room id>:<seq>") and is delivered by PostgreSQL only if the
-transaction commits, so nothing is ever announced that did not happen. Subscribers treat it as a
-wake-up and re-read the table from their cursor."""
+`append_event` numbers the event (the caller holds the room row's lock, so the counter is
+gapless) and queues it on the session; `write_pending_events` writes the whole batch just
+before the transaction commits: one multi-row INSERT and one notification per room, instead of
+three statements per event. The notification carries ids only ("<room id>:<newest seq>") and
+PostgreSQL delivers it only if the transaction commits, so nothing is announced that did not
+happen. Subscribers treat it as a wake-up and re-read the table from their cursor."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chatroom.db.models import Chatroom, EventKind, RoomEvent
+from chatroom.db.models import Chatroom, EventKind, RoomEvent, utcnow
 
 NOTIFY_CHANNEL = "chatroom_events"
+_PENDING = "chatroom.pending_events"
 
 
 def snapshot(row: SQLModel) -> dict[str, Any]:
@@ -22,17 +26,33 @@ def snapshot(row: SQLModel) -> dict[str, Any]:
     return row.model_dump(mode="json")
 
 
-async def append_event(
-    tx: AsyncSession, room: Chatroom, kind: EventKind, payload: dict[str, Any]
-) -> RoomEvent:
-    """The room row must be locked by the caller: its counter gives the gapless seq."""
+def append_event(tx: AsyncSession, room: Chatroom, kind: EventKind, payload: dict[str, Any]) -> int:
+    """Queue one event in this transaction; returns its seq. The room row must be locked."""
     room.last_event_seq += 1
     tx.add(room)
-    event = RoomEvent(
-        chatroom_id=room.id, seq=room.last_event_seq, kind=kind.value, payload=payload
+    pending: list[dict[str, Any]] = tx.info.setdefault(_PENDING, [])
+    pending.append(
+        {
+            "chatroom_id": room.id,
+            "seq": room.last_event_seq,
+            "kind": kind.value,
+            "payload": payload,
+            "created_at": utcnow(),
+        }
     )
-    tx.add(event)
-    await tx.flush()
+    return room.last_event_seq
+
+
+async def write_pending_events(tx: AsyncSession) -> None:
+    """Write the queued events and announce them; called by the transaction before commit."""
+    pending: list[dict[str, Any]] | None = tx.info.pop(_PENDING, None)
+    if not pending:
+        return
+    await tx.flush()  # the rooms' counters
     connection = await tx.connection()
-    await connection.execute(select(func.pg_notify(NOTIFY_CHANNEL, f"{room.id}:{event.seq}")))
-    return event
+    await connection.execute(insert(RoomEvent).values(pending))
+    newest: dict[Any, int] = {}
+    for event in pending:
+        newest[event["chatroom_id"]] = max(event["seq"], newest.get(event["chatroom_id"], 0))
+    for room_id, seq in newest.items():
+        await connection.execute(select(func.pg_notify(NOTIFY_CHANNEL, f"{room_id}:{seq}")))

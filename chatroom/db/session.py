@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.errors import ConstraintViolation
+from chatroom.db.events import write_pending_events
 
 
 def to_asyncpg_url(url: str) -> str:
@@ -51,6 +52,7 @@ class Database:
             try:
                 async with session.begin():
                     yield session
+                    await write_pending_events(session)
             except IntegrityError as exc:
                 raise ConstraintViolation.from_integrity_error(exc) from exc
 

@@ -218,7 +218,7 @@ async def classify_task(
     tx.add(origin)
     tx.add(room)
     await tx.flush()
-    await append_event(tx, room, EventKind.MESSAGE_UPDATED, {"message": snapshot(origin)})
+    append_event(tx, room, EventKind.MESSAGE_UPDATED, {"message": snapshot(origin)})
     await tasks.renew_lease(tx, room, who)
     return origin
 

@@ -93,7 +93,7 @@ def require_open(room: Chatroom) -> None:
 
 async def room_updated(tx: AsyncSession, room: Chatroom) -> None:
     room.updated_at = utcnow()
-    await append_event(tx, room, EventKind.ROOM_UPDATED, {"room": snapshot(room)})
+    append_event(tx, room, EventKind.ROOM_UPDATED, {"room": snapshot(room)})
 
 
 # --- participants ---------------------------------------------------------------------------
@@ -126,7 +126,7 @@ async def set_participant(
     row.updated_at = utcnow()
     tx.add(row)
     if changed or seen_at is not None:
-        await append_event(tx, room, EventKind.PARTICIPANT_UPDATED, {"participant": snapshot(row)})
+        append_event(tx, room, EventKind.PARTICIPANT_UPDATED, {"participant": snapshot(row)})
     return row
 
 
@@ -154,7 +154,7 @@ async def insert_message(
     tx.add(message)
     tx.add(room)
     await tx.flush()
-    await append_event(tx, room, EventKind.MESSAGE_CREATED, {"message": snapshot(message)})
+    append_event(tx, room, EventKind.MESSAGE_CREATED, {"message": snapshot(message)})
     return message
 
 
@@ -214,7 +214,7 @@ async def insert_task(
         source_message.task_id = task.id
         tx.add(source_message)
         await tx.flush()
-    await append_event(tx, room, EventKind.TASK_CREATED, {"task": snapshot(task)})
+    append_event(tx, room, EventKind.TASK_CREATED, {"task": snapshot(task)})
     return task
 
 
@@ -242,7 +242,7 @@ async def task_changed(tx: AsyncSession, room: Chatroom, task: Task) -> Task:
     task.updated_at = utcnow()
     tx.add(task)
     await tx.flush()
-    await append_event(tx, room, EventKind.TASK_UPDATED, {"task": snapshot(task)})
+    append_event(tx, room, EventKind.TASK_UPDATED, {"task": snapshot(task)})
     return task
 
 

@@ -43,6 +43,16 @@ def append_event(tx: AsyncSession, room: Chatroom, kind: EventKind, payload: dic
     return room.last_event_seq
 
 
+def refresh_pending(tx: AsyncSession, key: str, row: SQLModel) -> None:
+    """Re-snapshot `row` in this transaction's queued events (e.g. a message linked to the task
+    it created a moment later): an event shows the state its transaction committed."""
+    fresh = snapshot(row)
+    for event in tx.info.get(_PENDING, ()):
+        current = event["payload"].get(key)
+        if current is not None and current.get("id") == fresh["id"]:
+            event["payload"][key] = fresh
+
+
 async def write_pending_events(tx: AsyncSession) -> None:
     """Write the queued events and announce them; called by the transaction before commit."""
     pending: list[dict[str, Any]] | None = tx.info.pop(_PENDING, None)

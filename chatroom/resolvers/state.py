@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chatroom.db.events import append_event, snapshot
+from chatroom.db.events import append_event, refresh_pending, snapshot
 from chatroom.db.models import (
     ACTIVE_TASK_STATUSES,
     Chatroom,
@@ -214,6 +214,7 @@ async def insert_task(
         source_message.task_id = task.id
         tx.add(source_message)
         await tx.flush()
+        refresh_pending(tx, "message", source_message)
     append_event(tx, room, EventKind.TASK_CREATED, {"task": snapshot(task)})
     return task
 

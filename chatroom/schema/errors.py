@@ -30,6 +30,7 @@ class CodedErrors(MaskErrors):
             return self._with(error, original.message, original.code, original.details)
         if isinstance(original, ConstraintViolation):
             return self._with(error, CONFLICT_MESSAGE, ErrorCode.CONFLICT, {})
+
         if original is None or isinstance(original, GraphQLError):
             # Parse and validation errors (bad enum, unknown field, wrong type): the message
             # is graphql-core's own and names the offending part of the document.

@@ -1,0 +1,383 @@
+"""Every call to the server, through gql. Documents live in `operations/<Name>.graphql`, one
+operation per file, loaded by name; no query text is written in Python.
+
+HTTP (queries, mutations) uses gql's HTTPX transports; subscriptions use its websockets
+transport with the graphql-transport-ws subprotocol named explicitly (gql's default list would
+negotiate the legacy protocol) and the token in `connection_init`.
+
+Failures are mapped once, here: a GraphQL error becomes `ServerRefused` (its `extensions.code`);
+a network failure is retried with backoff and then becomes `Unreachable` (exit 4). gql, httpx and
+websockets are imported inside the functions that use them, so `--help` and local errors never
+pay for them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from chatroom.cli.config import Target, is_loopback
+from chatroom.cli.errors import CliError, NotLoggedIn, ServerRefused, Unreachable
+
+if TYPE_CHECKING:
+    from gql.client import AsyncClientSession
+
+OPERATIONS_DIR = Path(__file__).parent / "operations"
+ENV_RETRY_SECONDS = "CHATROOM_RETRY_SECONDS"
+# How long a one-shot command keeps retrying an unreachable server (task-complete and the
+# waits use LONG_RETRY_SECONDS). CHATROOM_RETRY_SECONDS overrides both.
+SHORT_RETRY_SECONDS = 10.0
+LONG_RETRY_SECONDS = 60.0
+HTTP_TIMEOUT = 60.0
+CONNECT_TIMEOUT = 5.0
+USER_AGENT = "chatroom-cli"
+
+# "safe": the call may be repeated (a read, or a mutation with an idempotency key): retry any
+# network failure. "connect": retry only when nothing reached the server (connection refused).
+RetryMode = Literal["safe", "connect"]
+
+
+@cache
+def operation(name: str) -> str:
+    """The text of `operations/<name>.graphql`."""
+    path = OPERATIONS_DIR / f"{name}.graphql"
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:  # a packaging mistake, not a user error
+        raise CliError(
+            f"The CLI is missing its operation file {path.name}; reinstall it."
+        ) from None
+
+
+def retry_budget(default: float) -> float:
+    raw = os.environ.get(ENV_RETRY_SECONDS)
+    if raw:
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            pass
+    return default
+
+
+class Backoff:
+    """Delays of 0.2 s doubling to 5 s (with jitter) until `budget` seconds have passed."""
+
+    def __init__(self, budget: float) -> None:
+        self.deadline = time.monotonic() + budget
+        self.delay = 0.2
+        self.attempts = 0
+
+    def next_delay(self) -> float | None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            return None
+        delay = min(self.delay * random.uniform(0.8, 1.2), left)
+        self.delay = min(self.delay * 2, 5.0)
+        self.attempts += 1
+        return delay
+
+    def reset(self, budget: float) -> None:
+        self.deadline = time.monotonic() + budget
+        self.delay = 0.2
+        self.attempts = 0
+
+
+class RetryableError(Exception):
+    """A network failure worth retrying; `reason` is one short human phrase."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def refusal_from(exc: Any) -> ServerRefused:
+    """A gql TransportQueryError -> ServerRefused with the first error's code and message."""
+    errors = getattr(exc, "errors", None) or []
+    first = errors[0] if errors and isinstance(errors[0], dict) else {}
+    extensions = first.get("extensions") or {}
+    code = str(extensions.get("code") or "INTERNAL")
+    message = str(first.get("message") or exc)
+    return ServerRefused(code, message, extensions)
+
+
+def classify_failure(exc: BaseException, mode: RetryMode) -> RetryableError | None:
+    """A network-level failure -> RetryableError if retrying is allowed in `mode`, else None
+    (the caller re-raises it as Unreachable)."""
+    from gql.transport.exceptions import (
+        TransportConnectionFailed,
+        TransportProtocolError,
+        TransportServerError,
+    )
+
+    if isinstance(exc, TransportConnectionFailed):
+        cause = exc.__cause__
+        import httpx
+
+        if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout):
+            return RetryableError("connection refused")
+        if isinstance(cause, httpx.TimeoutException):
+            return RetryableError("no answer in time") if mode == "safe" else None
+        return RetryableError("the connection broke") if mode == "safe" else None
+    if isinstance(exc, TransportServerError):
+        status = exc.code or 0
+        if status >= 500 or status == 429:
+            return RetryableError(f"HTTP {status}") if mode == "safe" or status == 503 else None
+        return None
+    if isinstance(exc, TransportProtocolError):
+        return None
+    if isinstance(exc, OSError):
+        return RetryableError("connection refused")
+    return None
+
+
+class Api:
+    """The server, as seen by one CLI invocation."""
+
+    def __init__(self, target: Target, *, retry_default: float = SHORT_RETRY_SECONDS) -> None:
+        self.target = target
+        self.retry_default = retry_default
+        self.on_retry: Callable[[str, float], None] | None = None
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _headers(self, auth: bool) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT}
+        if auth:
+            headers["Authorization"] = f"Bearer {self.require_token()}"
+        return headers
+
+    def require_token(self) -> str:
+        if not self.target.token:
+            raise NotLoggedIn(
+                f"Not logged in to {self.target.base_url}: run `chatroom auth login` (or "
+                "`chatroom auth login --guest`), or set CHATROOM_TOKEN."
+            )
+        return self.target.token
+
+    def _httpx_args(self) -> dict[str, Any]:
+        import httpx
+
+        return {
+            "timeout": httpx.Timeout(HTTP_TIMEOUT, connect=CONNECT_TIMEOUT),
+            # A proxy from the environment must never see loopback traffic (or its token).
+            "trust_env": not is_loopback(self.target.base_url),
+        }
+
+    def unreachable(self, reason: str, waited: float) -> Unreachable:
+        return Unreachable(
+            f"Cannot reach the chatroom server at {self.target.base_url} ({reason}; retried for "
+            f"{waited:.0f} s). Start it with `chatroom serve`, or point to it with --server or "
+            "CHATROOM_SERVER."
+        )
+
+    def refused(self, exc: Any) -> ServerRefused:
+        refusal = refusal_from(exc)
+        if refusal.code == "UNAUTHENTICATED":
+            source = (
+                " (the token comes from CHATROOM_TOKEN)"
+                if self.target.token_source == "env"
+                else ""
+            )
+            refusal.message = (
+                f"The server refused the token{source}: {refusal.message}"
+                if self.target.token
+                else refusal.message
+            )
+        return refusal
+
+    @staticmethod
+    def _request(name: str, variables: dict[str, Any] | None) -> Any:
+        from gql import GraphQLRequest
+
+        return GraphQLRequest(operation(name), variable_values=variables or None)
+
+    def note_retry(self, reason: str, delay: float) -> None:
+        if self.on_retry is not None:
+            self.on_retry(reason, delay)
+
+    # --- HTTP -------------------------------------------------------------------------
+
+    def _retrier(self, mode: RetryMode, budget: float | None) -> _Retrier:
+        return _Retrier(self, mode, retry_budget(self.retry_default if budget is None else budget))
+
+    def call(
+        self,
+        name: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        auth: bool = True,
+        retry: RetryMode = "safe",
+        budget: float | None = None,
+    ) -> dict[str, Any]:
+        """Run one query or mutation over HTTP (synchronously) and return its `data`."""
+        from gql import Client
+        from gql.transport.httpx import HTTPXTransport
+
+        headers = self._headers(auth)
+        request = self._request(name, variables)
+        retrier = self._retrier(retry, budget)
+        while True:
+            transport = HTTPXTransport(
+                url=self.target.http_url, headers=headers, **self._httpx_args()
+            )
+            try:
+                with Client(transport=transport) as session:
+                    result = session.execute(request)
+                assert isinstance(result, dict)
+                return result
+            except Exception as exc:
+                delay = retrier.after(exc)
+            time.sleep(delay)
+
+    async def acall(
+        self,
+        name: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        auth: bool = True,
+        retry: RetryMode = "safe",
+        budget: float | None = None,
+    ) -> dict[str, Any]:
+        """`call`, for code that runs in an event loop (the waits)."""
+        from gql import Client
+        from gql.transport.httpx import HTTPXAsyncTransport
+
+        headers = self._headers(auth)
+        request = self._request(name, variables)
+        retrier = self._retrier(retry, budget)
+        while True:
+            transport = HTTPXAsyncTransport(
+                url=self.target.http_url, headers=headers, **self._httpx_args()
+            )
+            try:
+                async with Client(transport=transport, execute_timeout=HTTP_TIMEOUT) as session:
+                    result = await session.execute(request)
+                assert isinstance(result, dict)
+                return result
+            except Exception as exc:
+                delay = retrier.after(exc)
+            import asyncio
+
+            await asyncio.sleep(delay)
+
+    # --- websockets ---------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def websocket(self, *, auth: bool = True) -> AsyncIterator[AsyncClientSession]:
+        """One graphql-transport-ws connection. Connection failures propagate as they are
+        (the caller decides whether to reconnect: see `is_connection_error`)."""
+        from gql import Client
+        from gql.transport.websockets import WebsocketsTransport
+
+        init_payload = {"authorization": f"Bearer {self.require_token()}"} if auth else None
+        connect_args: dict[str, Any] = {"user_agent_header": USER_AGENT}
+        if is_loopback(self.target.base_url):
+            connect_args["proxy"] = None
+        transport = WebsocketsTransport(
+            url=self.target.ws_url,
+            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],  # graphql-transport-ws
+            init_payload=init_payload,
+            ssl=self.target.ws_url.startswith("wss://"),
+            connect_timeout=CONNECT_TIMEOUT * 2,
+            close_timeout=2,
+            ack_timeout=CONNECT_TIMEOUT * 2,
+            # Application-level pings find a dead connection (a killed server, a dropped
+            # network) in under a minute even when TCP says nothing.
+            ping_interval=20,
+            pong_timeout=20,
+            connect_args=connect_args,
+        )
+        async with Client(transport=transport, execute_timeout=None) as session:
+            yield session
+
+    async def subscribe(
+        self, session: AsyncClientSession, name: str, variables: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Results of one subscription; a GraphQL error ends it as ServerRefused."""
+        from gql.transport.exceptions import TransportQueryError
+
+        try:
+            async for result in session.subscribe(self._request(name, variables)):
+                assert isinstance(result, dict)
+                yield result
+        except TransportQueryError as exc:
+            raise self.refused(exc) from None
+
+
+class _Retrier:
+    """Decides, after each failed attempt, whether to wait and retry or to give up."""
+
+    def __init__(self, api: Api, mode: RetryMode, budget: float) -> None:
+        self.api = api
+        self.mode = mode
+        self.started = time.monotonic()
+        self.backoff = Backoff(budget)
+
+    def after(self, exc: Exception) -> float:
+        """The delay before the next attempt; raises the error to report when it is over."""
+        from gql.transport.exceptions import (
+            TransportProtocolError,
+            TransportQueryError,
+            TransportServerError,
+        )
+
+        give_up: CliError
+        if isinstance(exc, TransportQueryError):
+            refusal = self.api.refused(exc)
+            if refusal.code != "RATE_LIMITED":
+                raise refusal from None
+            reason, give_up = "rate limited", refusal
+        else:
+            failure = classify_failure(exc, self.mode)
+            if failure is None:
+                base = self.api.target.base_url
+                if isinstance(exc, TransportServerError) and (exc.code or 0) < 500:
+                    raise CliError(
+                        f"The server at {base} answered HTTP {exc.code}: {_describe(exc)}."
+                    ) from None
+                if isinstance(exc, TransportProtocolError):
+                    raise Unreachable(
+                        f"The server at {base} did not answer like a chatroom server "
+                        f"({_describe(exc)}). Check --server or CHATROOM_SERVER."
+                    ) from None
+                raise Unreachable(
+                    f"The server at {base} failed mid-request ({_describe(exc)}). Not retried: "
+                    "the change may have been applied; check before running it again."
+                ) from None
+            reason = failure.reason
+            give_up = self.api.unreachable(reason, 0)
+        delay = self.backoff.next_delay()
+        if delay is None:
+            if isinstance(give_up, Unreachable):
+                raise self.api.unreachable(reason, time.monotonic() - self.started) from None
+            raise give_up from None
+        self.api.note_retry(reason, delay)
+        return delay
+
+
+def is_connection_error(exc: BaseException) -> bool:
+    """A dropped or refused websocket (worth reconnecting), as opposed to a refusal."""
+    from gql.transport.exceptions import TransportError, TransportQueryError
+
+    if isinstance(exc, TransportQueryError):
+        return False
+    if isinstance(exc, TransportError | OSError | TimeoutError | EOFError):
+        return True
+    try:
+        from websockets.exceptions import WebSocketException
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, WebSocketException)
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if len(text) > 160:
+        text = text[:157] + "..."
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -30,7 +30,7 @@ def serve(
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Number of uvicorn worker processes.")] = 1,
 ) -> None:
-    """Run the chatroom server (GraphiQL at /graphql).
+    """Run the chatroom server (web page at /, GraphiQL at /graphql).
 
     Uses DATABASE_URL, or an embedded PostgreSQL when it is unset; migrations are applied on start.
     """
@@ -54,7 +54,10 @@ def serve(
                     typer.echo(f"chatroom serve: {exc}", err=True)
                     raise typer.Exit(1) from None
                 database = f"embedded PostgreSQL at {embedded.pgdata}"
-            typer.echo(f"chatroom: GraphiQL at {graphiql_url(host, port)}; database: {database}")
+            typer.echo(
+                f"chatroom: web page at {base_url(host, port)}/, GraphiQL at "
+                f"{base_url(host, port)}/graphql; database: {database}"
+            )
             uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers)
         except (KeyboardInterrupt, _Terminated):
             pass  # Ctrl-C or `kill`: an expected end; uvicorn has already shut down gracefully.
@@ -99,15 +102,15 @@ def _stop_on_termination() -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def graphiql_url(host: str, port: int) -> str:
-    """The URL a browser on this machine opens for GraphiQL."""
+def base_url(host: str, port: int) -> str:
+    """The server's URL as a browser on this machine opens it."""
     if host in ("", "0.0.0.0"):
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}/graphql"
+    return f"http://{host}:{port}"
 
 
 def describe_database_url(url: str) -> str:

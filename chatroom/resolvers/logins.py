@@ -165,7 +165,11 @@ async def revoke_session(
     tx: AsyncSession, caller: Caller, *, session_id: str | None
 ) -> AuthSession:
     """Revoke one of my sessions (default: the one making this call, i.e. log out)."""
-    target = validation.entity_id(session_id, kind="session") if session_id else caller.session_id
+    target = (
+        caller.session_id
+        if session_id is None
+        else validation.entity_id(session_id, kind="session")
+    )
     if target != caller.session_id:
         state.require_owner(caller)
     session = (

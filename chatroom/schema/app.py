@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from chatroom.config import settings
@@ -53,6 +54,18 @@ class ChatroomGraphQL(GraphQL[RequestContext, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         page = await web.graphiql_page(request)
         return page if page is not None else await super().render_graphql_ide(request)
+
+
+class _IgnoreClientGone(logging.Filter):
+    """Strawberry logs a traceback when a subscription's worker finds its client already gone
+    (e.g. an agent restarting its wait). That is an expected end, not a server error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, WebSocketDisconnected)
+
+
+logging.getLogger("strawberry.ws.task").addFilter(_IgnoreClientGone())
 
 
 def database_url() -> str:
@@ -135,7 +148,8 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
         schema,
         graphql_ide="graphiql",
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
-        max_subscriptions_per_connection=config.max_subscriptions_per_connection,
+        # Counted by RequestContext.subscription_slot, which answers with a coded error.
+        max_subscriptions_per_connection=None,
         # Same-origin websockets only, unless more origins are configured.
         allowed_origins=config.allowed_origins,
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -13,11 +14,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from strawberry.dataloader import DataLoader
 from strawberry.types import Info
 
+from chatroom.config import settings
 from chatroom.db.feed import FeedCache
 from chatroom.db.listener import Hub
 from chatroom.db.models import Message, Participant, Task
 from chatroom.db.session import Database
 from chatroom.resolvers import messages, participants, tasks
+from chatroom.resolvers.auth import Caller
+from chatroom.resolvers.errors import RateLimited
 from chatroom.schema.limits import RateLimiter, bearer_token, client_key
 
 K = TypeVar("K")
@@ -63,14 +67,31 @@ class RequestContext:
     # Set by Strawberry from the websocket's connection_init payload.
     connection_params: dict[str, Any] | None = None
     request_id: str = field(default_factory=lambda: secrets.token_hex(6))
+    open_subscriptions: int = 0
     loaders: Loaders | None = None
 
     def __post_init__(self) -> None:
         self.loaders = Loaders.for_request(self.db)
 
-    def check_rate(self) -> None:
-        """One mutation's worth of this caller's rate limit (RATE_LIMITED when exhausted)."""
-        self.rate_limiter.check(client_key(self.token, getattr(self.request, "scope", None)))
+    @contextmanager
+    def subscription_slot(self) -> Iterator[None]:
+        """One of this connection's subscriptions (the context lives as long as the socket)."""
+        limit = settings().max_subscriptions_per_connection
+        if self.open_subscriptions >= limit:
+            raise RateLimited(
+                f"This connection already has {limit} subscriptions open (the limit). Close one, "
+                "or open another connection."
+            )
+        self.open_subscriptions += 1
+        try:
+            yield
+        finally:
+            self.open_subscriptions -= 1
+
+    def check_rate(self, caller: Caller | None = None) -> None:
+        """One mutation's worth of the caller's rate limit (RATE_LIMITED when exhausted): per
+        authenticated session, else per client address (a made-up token buys nothing)."""
+        self.rate_limiter.check(client_key(caller, getattr(self.request, "scope", None)))
 
     @property
     def token(self) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.errors import ErrorCode, RateLimited
 
 
@@ -59,8 +60,17 @@ class RateLimiter:
             )
 
 
-def client_key(token: str | None, scope: Mapping[str, Any] | None) -> str:
-    """Never the token itself: a hash, so it cannot leak through a dump of this dict."""
+def client_key(caller: Caller | None, scope: Mapping[str, Any] | None) -> str:
+    """An authenticated session, or else the client's address."""
+    if caller is not None:
+        return f"s:{caller.session_id}"
+    client = (scope or {}).get("client") or ("unknown", 0)
+    return f"a:{client[0]}"
+
+
+def token_key(token: str | None, scope: Mapping[str, Any] | None) -> str:
+    """For counting connections before authentication: a hash of the token (never the token
+    itself, so it cannot leak through a dump), or the client's address."""
     if token:
         return "t:" + hashlib.sha256(token.encode()).hexdigest()[:32]
     client = (scope or {}).get("client") or ("unknown", 0)
@@ -156,8 +166,9 @@ class WebSocketLimits:
             size = len(text) + len(message.get("bytes") or b"")
             if size > self.max_message_bytes:
                 return await close(1009, "message too big")
-            if held is None and '"connection_init"' in text:
-                key = client_key(_init_token(text), scope)
+            init = _connection_init(text) if held is None else None
+            if init is not None:
+                key = token_key(_init_token(init), scope)
                 if not self.connections.acquire(key):
                     return await close(4429, "too many connections for this token")
                 held = key
@@ -170,11 +181,19 @@ class WebSocketLimits:
                 self.connections.release(held)
 
 
-def _init_token(text: str) -> str | None:
+def _connection_init(text: str) -> dict[str, Any] | None:
+    """The message, if it is a connection_init (parsed, so no spelling of it slips past)."""
     try:
-        payload = json.loads(text).get("payload") or {}
-    except (ValueError, AttributeError):
+        message = json.loads(text)
+    except ValueError:
         return None
+    if isinstance(message, dict) and message.get("type") == "connection_init":
+        return message
+    return None
+
+
+def _init_token(message: dict[str, Any]) -> str | None:
+    payload = message.get("payload") or {}
     if not isinstance(payload, dict):
         return None
     value = payload.get("authorization") or payload.get("Authorization")

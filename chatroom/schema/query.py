@@ -15,13 +15,15 @@ from chatroom.schema import types as t
 from chatroom.schema.context import AppInfo
 from chatroom.schema.session import in_read
 
+MAX_SEQ = 2**31 - 1  # message seq is a 32-bit integer column
+
 
 def decode_cursor(cursor: str | None, *, field: str) -> int | None:
     if cursor is None:
         return None
     try:
         kind, _, seq = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind == "seq":
+        if kind == "seq" and 0 <= int(seq) <= MAX_SEQ:
             return int(seq)
     except (ValueError, binascii.Error, UnicodeDecodeError):
         pass

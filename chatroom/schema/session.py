@@ -16,9 +16,10 @@ Work = Callable[[AsyncSession, Caller], Awaitable[T]]
 
 
 async def in_transaction(info: AppInfo, work: Work[T]) -> T:
-    info.context.check_rate()
     async with info.context.db.transaction() as tx:
-        return await work(tx, await authenticate(tx, info.context.token))
+        caller = await authenticate(tx, info.context.token)
+        info.context.check_rate(caller)
+        return await work(tx, caller)
 
 
 async def in_read(info: AppInfo, work: Work[T]) -> T:

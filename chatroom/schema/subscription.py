@@ -76,7 +76,7 @@ class Subscription:
         self, info: AppInfo, chatroom_id: strawberry.ID, after_seq: int | None = None
     ) -> AsyncGenerator[t.RoomEvent, None]:
         room_uuid = validation.entity_id(chatroom_id, kind="chatroom")
-        with info.context.hub.subscribe(room_uuid) as wake:
+        with info.context.subscription_slot(), info.context.hub.subscribe(room_uuid) as wake:
             caller = await _watch(info, wake)
             room_id, cursor = await in_read(
                 info,
@@ -105,7 +105,7 @@ class Subscription:
     ) -> AsyncGenerator[t.TaskDelivery, None]:
         room_uuid = validation.entity_id(chatroom_id, kind="chatroom")
         db = info.context.db
-        with info.context.hub.subscribe(room_uuid) as wake:
+        with info.context.subscription_slot(), info.context.hub.subscribe(room_uuid) as wake:
             caller = await _watch(info, wake)
             waiter = await in_transaction(
                 info,
@@ -142,7 +142,10 @@ class Subscription:
         self, info: AppInfo, request_id: strawberry.ID
     ) -> AsyncGenerator[t.CliLoginStatus, None]:
         db = info.context.db
-        with info.context.hub.subscribe(logins.login_id(request_id)) as wake:
+        with (
+            info.context.subscription_slot(),
+            info.context.hub.subscribe(logins.login_id(request_id)) as wake,
+        ):
             last: LoginStatus | None = None
             while True:
                 async with db.transaction() as tx:

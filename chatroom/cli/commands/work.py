@@ -141,7 +141,9 @@ def _retry_command(room_id: str, role: str, target: str, body: Body) -> list[str
         return [f"{head} --message={single_quoted(body.text)}"]
     if body.source == "file" and body.path:
         return [f"{head} --message-file={q(body.path)}"]
-    return [f"{head} << '{TERMINATOR}'", "<the same message>", TERMINATOR]
+    # The real body, so the printed fix can be run as it is (a body holding the terminator line
+    # was already refused, so the heredoc is safe).
+    return [f"{head} << '{TERMINATOR}'", *body.text.split("\n"), TERMINATOR]
 
 
 def _valid_targets(client: Api, room_id: str, role: str, exc: ServerRefused) -> list[str]:

@@ -86,7 +86,7 @@ async def test_handoff_not_allowed(cli: Cli) -> None:
         "Run this instead:",
         f'chatroom task-complete "{room}" --role="builder" --next-role="reviewer"'
         f" << '{TERMINATOR}'",
-        "<the same message>",
+        "Built it.",  # the refused message itself, so the fix runs as printed
         TERMINATOR,
     ]
     assert result.err_lines[0].startswith("chatroom: HANDOFF_NOT_ALLOWED: ")

@@ -31,6 +31,16 @@ async def read_events(tx: AsyncSession, room_id: uuid.UUID, after_seq: int) -> l
     return list(rows.all())
 
 
+async def read_newest(tx: AsyncSession, room_id: uuid.UUID, count: int) -> list[RoomEvent]:
+    rows = await tx.exec(
+        select(RoomEvent)
+        .where(RoomEvent.chatroom_id == room_id)
+        .order_by(col(RoomEvent.seq).desc())
+        .limit(count)
+    )
+    return list(reversed(rows.all()))
+
+
 class RoomFeed:
     """The newest events of one room, loaded once per announcement for every subscriber.
 
@@ -49,7 +59,7 @@ class RoomFeed:
         """Events after `seq` (at most BATCH), given the log is known to reach `announced`."""
         async with self._lock:  # one load serves everyone who woke for the same event
             if self._head is None or self._head < announced:
-                await self._load(seq)
+                await self._load()
             if self._covers(seq):
                 return [e for e in self._window if e.seq > seq][:BATCH]
         # Older than the window (a resuming or slow subscriber): read it directly.
@@ -62,16 +72,23 @@ class RoomFeed:
             return True
         return bool(self._window) and seq >= self._window[0].seq - 1
 
-    async def _load(self, seq: int) -> None:
-        start = seq if self._head is None else self._head
+    async def _load(self) -> None:
+        """Read up to the log's end: the first time only its newest WINDOW events (an older
+        cursor is served by direct reads), then everything after the head, batch by batch."""
         async with self._db.read() as tx:
-            fresh = await read_events(tx, self.room_id, start)
-        if self._head is None:
-            self._head = start
-        self._window.extend(fresh)
-        del self._window[:-WINDOW]
-        if fresh:
-            self._head = fresh[-1].seq
+            if self._head is None:
+                newest = await read_newest(tx, self.room_id, WINDOW)
+                self._window = newest
+                self._head = newest[-1].seq if newest else 0
+                return
+            while True:
+                fresh = await read_events(tx, self.room_id, self._head)
+                self._window.extend(fresh)
+                del self._window[:-WINDOW]
+                if fresh:
+                    self._head = fresh[-1].seq
+                if len(fresh) < BATCH:
+                    return
 
 
 class FeedCache:

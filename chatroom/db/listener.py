@@ -41,8 +41,11 @@ class Subscriber:
 
     async def wait(self, at_most: float) -> None:
         """Return when woken (or after `at_most` seconds); the caller then re-reads."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a cancellation
+        # that lands in the same step as the wake-up, and the subscription would never end.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), at_most)
+            async with asyncio.timeout(at_most):
+                await self._wake.wait()
         self._wake.clear()
 
 
@@ -174,7 +177,8 @@ class Listener:
                 self._hub.wake_all()
                 while not lost.is_set() and not conn.is_closed():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(lost.wait(), self._safety_interval)
+                        async with asyncio.timeout(self._safety_interval):
+                            await lost.wait()
                     if not lost.is_set():
                         await self._catch_up(conn)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Page, expect
 
+from tests.cli.support import Cli, file_mode
+from tests.support import dbutil
 from tests.support.gql_client import gql_http, gql_ws
+from tests.support.pg import PgDatabase
 from tests.support.server import LiveServer
 from tests.web.common import screenshot
 
@@ -96,3 +100,36 @@ async def test_unknown_code_is_explained(page: Page, live_server: LiveServer) ->
     await page.get_by_label("Your name").fill("Cy")
     await page.get_by_role("button", name="Sign in as a guest and continue").click()
     await expect(page.get_by_role("alert")).to_contain_text("No login request has code")
+
+
+async def test_browser_approval_completes_a_waiting_chatroom_auth_login(
+    page: Page, live_server: LiveServer, module_db: PgDatabase, tmp_path: Path
+) -> None:
+    """The whole device flow with the real CLI: `chatroom auth login` waits, a person approves
+    the code in the browser, and the CLI saves a working token (file mode 0600)."""
+    cli = Cli(live_server.base_url, tmp_path / "config")
+    running = await cli.start("auth", "login")
+    code = None
+    for _ in range(200):  # the CLI prints the code; the database has it as soon as it asked
+        code = await dbutil.fetchval(
+            module_db.url,
+            "SELECT user_code FROM cli_login_requests WHERE status = 'pending' "
+            "ORDER BY created_at DESC LIMIT 1",
+        )
+        if code:
+            break
+        await asyncio.sleep(0.05)
+    assert code, "chatroom auth login never asked the server for a login"
+    await page.goto(f"{live_server.base_url}/cli-auth?code={code}")
+    await page.get_by_label("Your name").fill("Grace")
+    await page.get_by_role("button", name="Sign in as a guest and continue").click()
+    await page.get_by_role("button", name="Approve").click()
+    await expect(page.get_by_role("heading", name="Login approved")).to_be_visible()
+
+    result = await running.finish()
+    assert result.rc == 0, str(result)
+    assert code in result.out + result.err  # it showed the person the code to check
+    login_files = list((tmp_path / "config").rglob("*.json"))
+    assert login_files and file_mode(login_files[0]) == 0o600
+    status = await cli.run("auth", "status")
+    assert status.rc == 0 and "Grace" in status.out, str(status)

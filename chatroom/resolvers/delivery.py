@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 
 from sqlalchemy import update
@@ -181,3 +182,37 @@ async def expire_lease_in_room(tx: AsyncSession, room_id: uuid.UUID) -> Task | N
         )
     ).first()
     return await state.expire_lapsed_lease(tx, room) if room is not None else None
+
+
+async def stale_waiters(tx: AsyncSession, *, silent_for: timedelta) -> list[tuple[uuid.UUID, str]]:
+    """(room, role) of registered waiters that stopped refreshing their presence."""
+    rows = await tx.exec(
+        select(Participant.chatroom_id, Participant.role).where(
+            col(Participant.waiter_id).is_not(None),
+            col(Participant.last_seen_at) < utcnow() - silent_for,
+        )
+    )
+    return [(room_id, role) for room_id, role in rows.all()]
+
+
+async def drop_stale_waiter(
+    tx: AsyncSession, room_id: uuid.UUID, role: str, silent_for: timedelta
+) -> None:
+    """Forget a dead process's waiter: the role is no longer waiting (re-checked under the
+    room's lock; a room another process is writing is left for the next round)."""
+    room = (
+        await tx.exec(
+            select(Chatroom).where(Chatroom.id == room_id).with_for_update(skip_locked=True)
+        )
+    ).first()
+    if room is None:
+        return
+    row = await state.participant(tx, room, role)
+    if row.waiter_id is None or row.last_seen_at is None:
+        return
+    if row.last_seen_at >= utcnow() - silent_for:
+        return
+    row.waiter_id = None
+    tx.add(row)
+    if row.status == ParticipantStatus.WAITING:
+        await state.set_participant(tx, room, role, ParticipantStatus.IDLE)

@@ -9,6 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import text
@@ -33,6 +34,7 @@ from chatroom.schema import web
 from chatroom.schema.build import schema
 from chatroom.schema.context import RequestContext
 from chatroom.schema.limits import BodyLimit, RateLimiter, WebSocketLimits, bearer_token
+from chatroom.schema.subscription import PRESENCE_INTERVAL
 
 log = logging.getLogger("chatroom")
 
@@ -79,17 +81,27 @@ def database_url() -> str:
 
 
 async def sweep_lapsed_leases(db: Database, interval: float) -> None:
-    """Return silent agents' tasks to PENDING even when nobody calls (SPEC §2.7)."""
+    """Return silent agents' tasks to PENDING even when nobody calls (SPEC §2.7), and idle
+    roles whose only waiter died with its server process (it stopped refreshing lastSeenAt)."""
     while True:
         await asyncio.sleep(interval)
         try:
             async with db.read() as tx:
                 rooms = await delivery.rooms_with_lapsed_leases(tx)
+                stale = await delivery.stale_waiters(tx, silent_for=STALE_WAITER_AFTER)
             for room_id in rooms:
                 async with db.transaction() as tx:
                     await delivery.expire_lease_in_room(tx, room_id)
+            for room_id, role in stale:
+                async with db.transaction() as tx:
+                    await delivery.drop_stale_waiter(tx, room_id, role, STALE_WAITER_AFTER)
         except Exception:  # keep sweeping; the next round retries
             log.exception("lease sweep failed")
+
+
+# A live waiter refreshes lastSeenAt at least every PRESENCE_INTERVAL; three missed refreshes
+# mean its process is gone.
+STALE_WAITER_AFTER = timedelta(seconds=3 * PRESENCE_INTERVAL)
 
 
 def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Starlette:

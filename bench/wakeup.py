@@ -1,0 +1,481 @@
+"""Commit-to-delivery latency of the live subscriptions, against 500 ms polling.
+
+    .venv/bin/python -m bench.wakeup [--samples 200] [--warmup 20] [--poll-interval 0.5]
+
+Starts a real server (uvicorn subprocess, `chatroom.schema.app:create_app --factory`, on a
+loopback port) on a fresh database of DATABASE_URL's server (created and dropped here), or on an
+embedded PostgreSQL in a temporary directory when DATABASE_URL is unset.
+
+One room, three observers, each on its own event loop (thread) so none delays another:
+  taskAvailable  a builder waiter (graphql-transport-ws websocket)
+  roomEvents     a live room feed (graphql-transport-ws websocket)
+  polling        `pendingTasks(role: builder)` every 500 ms over HTTP (the older system's loop)
+A producer sends one user message per sample (sendMessage over HTTP: it creates the pending
+task), waits until all three observers saw it, then cancels the task so the room is idle again.
+Samples start at a random offset within the polling period so polling is not phase-locked.
+
+Where "commit" is taken from (the commit itself happens inside the server's request):
+  after response  delivery minus the moment the mutation's HTTP response arrived. The commit
+                  happened before that, so this understates the latency; it is negative when
+                  the delivery arrived before the response did.
+  from commit     delivery minus PostgreSQL's own commit timestamp of the mutation's transaction
+                  (pg_xact_commit_timestamp of the message row; same host, same clock): the
+                  faithful commit-to-delivery latency. Needs track_commit_timestamp = on: the
+                  embedded server is restarted with it; on DATABASE_URL's server it is used
+                  when already on (it needs a restart, which this benchmark never does).
+  from request    delivery minus the moment the request was sent: a loose upper bound.
+A direct INSERT with asyncpg would not be the same commit (the app's transaction writes the
+task, events and notification together), so the real mutation is timed instead.
+The targets (taskAvailable p50 < 5 ms, p99 < 25 ms, >= 50x faster than polling at the median)
+are judged on "from commit" when available, else on "from request".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import websockets
+from sqlalchemy.engine import make_url
+
+from chatroom.db.session import to_libpq_url
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+APP_FACTORY = "chatroom.schema.app:create_app"
+READY_TIMEOUT = 60.0
+SAMPLE_TIMEOUT = 5.0
+TARGET_P50_MS = 5.0
+TARGET_P99_MS = 25.0
+TARGET_RATIO = 50.0
+
+TASK_AVAILABLE = (
+    'subscription($c: ID!) { taskAvailable(chatroomId: $c, role: "builder") {'
+    " kind task { id } message { content } } }"
+)
+ROOM_EVENTS = (
+    "subscription($c: ID!) { roomEvents(chatroomId: $c) { seq kind message { content } } }"
+)
+SEND = (
+    "mutation($input: SendMessageInput!) { sendMessage(input: $input) {"
+    " message { id } task { id status } } }"
+)
+CANCEL = "mutation($input: TaskRefInput!) { cancelTask(input: $input) { id status } }"
+PENDING = 'query($c: ID!) { pendingTasks(chatroomId: $c, role: "builder") { id content } }'
+
+
+# --- the database and the server --------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def database() -> AsyncIterator[str]:
+    """A fresh database URL: on DATABASE_URL's server (dropped after), else embedded."""
+    url = os.environ.get("DATABASE_URL")
+    if url:
+        base = make_url(url).set(drivername="postgresql")
+        name = f"chatroom_bench_{secrets.token_hex(4)}"
+        admin_dsn = base.render_as_string(hide_password=False)
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            await admin.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
+            yield base.set(database=name).render_as_string(hide_password=False)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+        return
+    from chatroom.db.embedded import EmbeddedPostgres
+
+    with tempfile.TemporaryDirectory(prefix="chatroom-bench-") as tmp:
+        embedded = EmbeddedPostgres(Path(tmp))
+        started = await asyncio.to_thread(embedded.start)
+        try:
+            # Exact commit times (pg_xact_commit_timestamp) need this setting and a restart.
+            conn = await asyncpg.connect(to_libpq_url(started))
+            await conn.execute("ALTER SYSTEM SET track_commit_timestamp = on")
+            await conn.close()
+            await asyncio.to_thread(embedded.stop)
+            started = await asyncio.to_thread(embedded.start)
+            yield started
+        finally:
+            await asyncio.to_thread(embedded.stop)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def server(db_url: str, log_path: Path) -> AsyncIterator[str]:
+    """uvicorn on a loopback TCP port (not --fd: uvicorn would treat an inherited fd as a unix
+    socket and leave Nagle's algorithm on, adding ~40 ms to many loopback responses)."""
+    port = _free_port()
+    env = dict(os.environ, DATABASE_URL=db_url, PYTHONUNBUFFERED="1")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    cmd = [sys.executable, "-m", "uvicorn", APP_FACTORY, "--factory"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    with log_path.open("wb") as log:  # Popen only forks; nothing here waits
+        proc = subprocess.Popen(  # noqa: ASYNC220
+            cmd, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"server exited early; see {log_path}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{base}/healthz")).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"server not ready; see {log_path}")
+                await asyncio.sleep(0.05)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            await asyncio.to_thread(proc.wait, 10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            await asyncio.to_thread(proc.wait)
+
+
+# --- observers, each on its own event loop ------------------------------------------------------
+
+
+@dataclass
+class Seen:
+    """When each sample (by its unique content) reached an observer."""
+
+    at: dict[str, float] = field(default_factory=dict)  # perf_counter
+    wall: dict[str, float] = field(default_factory=dict)  # time.time(), against commit times
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def note(self, content: str) -> None:
+        at, wall = time.perf_counter(), time.time()
+        with self.lock:
+            if content not in self.at:
+                self.at[content], self.wall[content] = at, wall
+
+    def get(self, content: str) -> float | None:
+        with self.lock:
+            return self.at.get(content)
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread, to run one observer."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Awaitable[Any]) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+async def subscribe(
+    ws_url: str,
+    token: str,
+    query: str,
+    variables: dict[str, Any],
+    on_next: Callable[[dict[str, Any]], None],
+    ready: threading.Event,
+) -> None:
+    protocol = websockets.Subprotocol("graphql-transport-ws")
+    async with websockets.connect(
+        ws_url, subprotocols=[protocol], proxy=None, compression=None
+    ) as ws:
+        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
+        await ws.send(json.dumps(init))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        payload = {"query": query, "variables": variables}
+        await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": payload}))
+        ready.set()
+        async for raw in ws:
+            msg = json.loads(raw)
+            if msg["type"] == "next":
+                assert not msg["payload"].get("errors"), msg
+                on_next(msg["payload"]["data"])
+            elif msg["type"] == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+            elif msg["type"] in ("error", "complete"):
+                raise RuntimeError(f"subscription ended: {msg}")
+
+
+async def poll(http_url: str, token: str, room: str, interval: float, seen: Seen) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {"query": PENDING, "variables": {"c": room}}
+    async with httpx.AsyncClient(timeout=10.0, trust_env=False, headers=headers) as client:
+        while True:
+            started = time.perf_counter()
+            data = (await client.post(http_url, json=body)).json()
+            for task in data["data"]["pendingTasks"]:
+                seen.note(task["content"])
+            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+
+
+# --- the producer -----------------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    content: str
+    sent: float  # perf_counter before the request
+    answered: float  # perf_counter when the response arrived
+    message_id: str
+    committed: float | None = None  # PostgreSQL's commit timestamp (epoch seconds)
+
+
+class Producer:
+    def __init__(self, client: httpx.AsyncClient, http_url: str, room: str) -> None:
+        self.client, self.http_url, self.room = client, http_url, room
+
+    async def gql(self, query: str, **variables: Any) -> dict[str, Any]:
+        resp = await self.client.post(self.http_url, json={"query": query, "variables": variables})
+        data = resp.json()
+        if data.get("errors"):
+            raise RuntimeError(data["errors"])
+        return dict(data["data"])
+
+    async def commit(self, content: str) -> tuple[Sample, str]:
+        body = {
+            "query": SEND,
+            "variables": {"input": {"chatroomId": self.room, "content": content}},
+        }
+        sent = time.perf_counter()
+        resp = await self.client.post(self.http_url, json=body)
+        answered = time.perf_counter()
+        data = resp.json()
+        if data.get("errors"):
+            raise RuntimeError(data["errors"])
+        result = data["data"]["sendMessage"]
+        assert result["task"]["status"] == "PENDING", result
+        return Sample(content, sent, answered, result["message"]["id"]), result["task"]["id"]
+
+    async def reset(self, task_id: str) -> None:
+        await self.gql(CANCEL, input={"chatroomId": self.room, "taskId": task_id})
+
+
+async def wait_seen(observers: list[Seen], content: str, within: float) -> bool:
+    deadline = time.perf_counter() + within
+    while time.perf_counter() < deadline:
+        if all(o.get(content) is not None for o in observers):
+            return True
+        await asyncio.sleep(0.002)
+    return False
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+@dataclass
+class Row:
+    name: str
+    after_response: list[float]
+    from_commit: list[float]
+    from_request: list[float]
+
+
+def latencies(name: str, seen: Seen, samples: list[Sample]) -> Row:
+    row = Row(name, [], [], [])
+    for s in samples:
+        at = seen.at.get(s.content)
+        if at is None:
+            continue
+        row.after_response.append((at - s.answered) * 1000)
+        row.from_request.append((at - s.sent) * 1000)
+        if s.committed is not None:
+            row.from_commit.append((seen.wall[s.content] - s.committed) * 1000)
+    return row
+
+
+async def commit_time(conn: asyncpg.Connection, message_id: str) -> float | None:
+    """PostgreSQL's commit timestamp of the transaction that wrote the message (epoch s)."""
+    committed = await conn.fetchval(
+        "SELECT pg_xact_commit_timestamp(xmin) FROM messages WHERE id = $1::uuid", message_id
+    )
+    return committed.timestamp() if committed is not None else None
+
+
+def table(rows: list[Row], samples: int) -> Iterator[str]:
+    head = (
+        f"{'observer':<15}{'n':>5}  {'after response':>19}  {'from commit':>19}"
+        f"  {'from request':>19}"
+    )
+    yield head
+    yield f"{'':<15}{'':>5}  {'p50 / p99 ms':>19}  {'p50 / p99 ms':>19}  {'p50 / p99 ms':>19}"
+    yield "-" * len(head)
+    for r in rows:
+        cols = [
+            f"{pct(v, 0.5):8.2f} / {pct(v, 0.99):8.2f}" if v else "n/a"
+            for v in (r.after_response, r.from_commit, r.from_request)
+        ]
+        yield f"{r.name:<15}{len(r.from_request):>5}  " + "  ".join(f"{c:>19}" for c in cols)
+    missing = [r.name for r in rows if len(r.from_request) < samples]
+    if missing:
+        yield f"MISSED deliveries (timeout {SAMPLE_TIMEOUT}s): {', '.join(missing)}"
+
+
+# --- main -------------------------------------------------------------------------------------
+
+
+async def run(samples: int, warmup: int, interval: float) -> int:
+    log_dir = Path(tempfile.mkdtemp(prefix="chatroom-bench-log-"))
+    async with database() as db_url, server(db_url, log_dir / "server.log") as base:
+        http_url, ws_url = f"{base}/graphql", f"ws://{base.removeprefix('http://')}/graphql"
+        async with httpx.AsyncClient(timeout=10.0, trust_env=False) as anon:
+            resp = await anon.post(
+                http_url,
+                json={"query": 'mutation { createGuestSession(displayName: "bench") { token } }'},
+            )
+            token = resp.json()["data"]["createGuestSession"]["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        async with httpx.AsyncClient(timeout=10.0, trust_env=False, headers=headers) as client:
+            create = 'mutation { createChatroom(input: {name: "wakeup bench"}) { id } }'
+            producer = Producer(client, http_url, "")
+            producer.room = (await producer.gql(create))["createChatroom"]["id"]
+
+            task_seen, events_seen, poll_seen = Seen(), Seen(), Seen()
+
+            def on_task(data: dict[str, Any]) -> None:
+                d = data["taskAvailable"]
+                if d["kind"] == "TASK" and d["message"]:
+                    task_seen.note(d["message"]["content"])
+
+            def on_event(data: dict[str, Any]) -> None:
+                e = data["roomEvents"]
+                if e["kind"] == "MESSAGE_CREATED" and e["message"]:
+                    events_seen.note(e["message"]["content"])
+
+            threads = [LoopThread(n) for n in ("taskAvailable", "roomEvents", "polling")]
+            ready = [threading.Event(), threading.Event()]
+            variables = {"c": producer.room}
+            futures = [
+                threads[0].run(
+                    subscribe(ws_url, token, TASK_AVAILABLE, variables, on_task, ready[0])
+                ),
+                threads[1].run(
+                    subscribe(ws_url, token, ROOM_EVENTS, variables, on_event, ready[1])
+                ),
+                threads[2].run(poll(http_url, token, producer.room, interval, poll_seen)),
+            ]
+            try:
+                # Subscribed: the waiter marks the builder WAITING; the feed is registered
+                # before its first read, and a warm-up delivery proves both are live.
+                for event in ready:
+                    assert await asyncio.to_thread(event.wait, 10), "websocket not ready"
+                observers = [task_seen, events_seen, poll_seen]
+                measured: list[Sample] = []
+                db = await asyncpg.connect(to_libpq_url(db_url))
+                commit_ts = await db.fetchval("SHOW track_commit_timestamp") == "on"
+                for i in range(warmup + samples):
+                    # A random phase against the polling period, and a small gap.
+                    await asyncio.sleep(0.01 + random.uniform(0, interval))
+                    sample, task_id = await producer.commit(f"bench sample {i}")
+                    if not await wait_seen(observers, sample.content, SAMPLE_TIMEOUT):
+                        for f in futures:
+                            if f.done() and f.exception():
+                                raise RuntimeError("an observer failed") from f.exception()
+                    if commit_ts:  # read after the sample, outside the timed path
+                        sample.committed = await commit_time(db, sample.message_id)
+                    await producer.reset(task_id)
+                    if i >= warmup:
+                        measured.append(sample)
+                await db.close()
+            finally:
+                for t in threads:
+                    t.stop()
+
+    rows = [
+        latencies("taskAvailable", task_seen, measured),
+        latencies("roomEvents", events_seen, measured),
+        latencies(f"polling {interval * 1000:.0f}ms", poll_seen, measured),
+    ]
+    print()
+    print(f"{samples} samples after {warmup} warm-up, one room; server log: {log_dir}")
+    where = "DATABASE_URL's server" if os.environ.get("DATABASE_URL") else "embedded"
+    print(f"database: {where}; commit timestamps: {'on' if commit_ts else 'off'}")
+    print()
+    for line in table(rows, samples):
+        print(line)
+    ta, polling = rows[0], rows[2]
+    print()
+    judged = "from_commit" if commit_ts else "from_request"
+    ok = True
+    for label, column in (
+        ("after response", "after_response"),
+        ("from commit", "from_commit"),
+        ("from request", "from_request"),
+    ):
+        ta_values, poll_values = getattr(ta, column), getattr(polling, column)
+        if not ta_values:
+            continue
+        p50, p99 = pct(ta_values, 0.5), pct(ta_values, 0.99)
+        ratio = pct(poll_values, 0.5) / p50 if p50 > 0 else float("inf")
+        verdict = p50 < TARGET_P50_MS and p99 < TARGET_P99_MS and ratio >= TARGET_RATIO
+        if column == judged:
+            ok = verdict
+        print(
+            f"taskAvailable {label:<15} p50 {p50:6.2f} ms (target < {TARGET_P50_MS:g}),"
+            f" p99 {p99:6.2f} ms (target < {TARGET_P99_MS:g}),"
+            f" polling/taskAvailable median ratio {ratio:7.1f}x (target >= {TARGET_RATIO:g}x)"
+            f"  {'OK' if verdict else 'MISSED'}{'  (judged)' if column == judged else ''}"
+        )
+    missed = any(len(r.from_request) < samples for r in rows)
+    return 0 if ok and not missed else 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--poll-interval", type=float, default=0.5)
+    args = parser.parse_args()
+    sys.exit(asyncio.run(run(args.samples, args.warmup, args.poll_interval)))
+
+
+if __name__ == "__main__":
+    main()

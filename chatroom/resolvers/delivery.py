@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import update
@@ -141,12 +141,18 @@ async def release_waiter(tx: AsyncSession, waiter: Waiter) -> None:
     if room is None:
         return
     row = await state.participant(tx, room, waiter.role)
-    if row.waiter_id != waiter.waiter_id:
-        return
+    if row.waiter_id == waiter.waiter_id:
+        await _forget_waiter(tx, room, row, seen_at=utcnow())
+
+
+async def _forget_waiter(
+    tx: AsyncSession, room: Chatroom, row: Participant, *, seen_at: datetime | None = None
+) -> None:
+    """The role has no live waiter any more: if it was only waiting, it is now idle."""
     row.waiter_id = None
     tx.add(row)
     if row.status == ParticipantStatus.WAITING:
-        await state.set_participant(tx, room, waiter.role, ParticipantStatus.IDLE, seen_at=utcnow())
+        await state.set_participant(tx, room, row.role, ParticipantStatus.IDLE, seen_at=seen_at)
 
 
 async def open_room_feed(
@@ -210,9 +216,5 @@ async def drop_stale_waiter(
     row = await state.participant(tx, room, role)
     if row.waiter_id is None or row.last_seen_at is None:
         return
-    if row.last_seen_at >= utcnow() - silent_for:
-        return
-    row.waiter_id = None
-    tx.add(row)
-    if row.status == ParticipantStatus.WAITING:
-        await state.set_participant(tx, room, role, ParticipantStatus.IDLE)
+    if row.last_seen_at < utcnow() - silent_for:
+        await _forget_waiter(tx, room, row)

@@ -1,13 +1,21 @@
-"""What the live subscriptions deliver. The subscription generators (schema layer) call these
-in short transactions whenever they are woken; every answer is read from the tables, so a
-missed notification can delay a delivery but never lose one."""
+"""What the taskAvailable subscription delivers.
+
+A waiter starts from the tables (`first_deliveries`: what is due right now, including a task
+its role already holds). After that it follows the room's event log (`due_from_events`): every
+change to a task, message or participant is logged in the transaction that made it, with the
+row as that change left it, so the events after the waiter's cursor say everything that
+happened since, in commit order. The log is read once per announcement for all subscribers of
+the room in this process (chatroom.db.feed), so waking a waiter costs no query of its own.
+A missed notification can delay a delivery but never lose one: the log is the source."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col, select
@@ -15,17 +23,18 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.models import (
     Chatroom,
+    EventKind,
     Message,
     MessageType,
     Participant,
     ParticipantStatus,
+    RoomEvent,
     Task,
     TaskStatus,
     utcnow,
 )
 from chatroom.resolvers import state
 from chatroom.resolvers.auth import Caller
-from chatroom.resolvers.tasks import routable_to
 
 
 class DeliveryKind(StrEnum):
@@ -47,11 +56,20 @@ class Waiter:
     """One taskAvailable subscription: its identity and what it has already delivered."""
 
     room_id: uuid.UUID
+    entry_point: str
     role: str
     waiter_id: uuid.UUID
-    message_cursor: int
-    first_poll: bool = True
+    registered_at_message: int  # the room's newest message seq when the waiter registered
+    event_cursor: int  # the newest room event this waiter has taken into account
     delivered: set[tuple[uuid.UUID, int]] = field(default_factory=set)
+
+    def claimable(self, task: Task) -> bool:
+        """Pending for this role and not yet delivered to this waiter."""
+        return (
+            task.status == TaskStatus.PENDING
+            and state.routable_to(task, self.role, self.entry_point)
+            and (task.id, task.attempt) not in self.delivered
+        )
 
 
 async def register_waiter(
@@ -69,11 +87,19 @@ async def register_waiter(
     status = ParticipantStatus.ACTIVE if holds else ParticipantStatus.WAITING
     # Always logged (seen_at), so an older waiter on any process wakes and sees it lost.
     await state.set_participant(tx, room, who, status, seen_at=utcnow())
-    return Waiter(room.id, who, row.waiter_id, message_cursor=room.last_message_seq)
+    return Waiter(
+        room.id,
+        room.entry_point,
+        who,
+        row.waiter_id,
+        registered_at_message=room.last_message_seq,
+        event_cursor=room.last_event_seq,
+    )
 
 
-async def next_deliveries(tx: AsyncSession, caller: Caller, waiter: Waiter) -> list[Delivery]:
-    """What is due to this waiter now. SUPERSEDED and INTERRUPT are final: the wait ends."""
+async def first_deliveries(tx: AsyncSession, caller: Caller, waiter: Waiter) -> list[Delivery]:
+    """What is due to a new waiter, read from the tables: SUPERSEDED or INTERRUPT (final: the
+    wait ends), a task the role can claim, or one it already holds (its agent restarted)."""
     room = await _room(tx, caller, waiter.room_id)
     row = await state.participant(tx, room, waiter.role)
     if row.waiter_id != waiter.waiter_id:
@@ -85,14 +111,13 @@ async def next_deliveries(tx: AsyncSession, caller: Caller, waiter: Waiter) -> l
             select(Message)
             .where(
                 Message.chatroom_id == room.id,
-                Message.seq > waiter.message_cursor,
+                Message.seq > waiter.registered_at_message,
                 Message.type == MessageType.INTERRUPT,
             )
             .order_by(col(Message.seq).desc())
             .limit(1)
         )
     ).first()
-    waiter.message_cursor = room.last_message_seq
     if interrupt is not None:
         return [Delivery(DeliveryKind.INTERRUPT, message=interrupt)]
     out: list[Delivery] = []
@@ -104,18 +129,61 @@ async def next_deliveries(tx: AsyncSession, caller: Caller, waiter: Waiter) -> l
             )
         )
     ).first()
-    first_poll, waiter.first_poll = waiter.first_poll, False
     if task is None:
         return out
-    key = (task.id, task.attempt)
     held = task.status == TaskStatus.IN_PROGRESS and task.assigned_to == waiter.role
-    claimable = task.status == TaskStatus.PENDING and routable_to(task, waiter.role, room)
-    # A held task is re-delivered only to a fresh waiter (the restarted agent), never to the
-    # waiter whose own delivery led to the claim.
-    if (claimable or (held and first_poll)) and key not in waiter.delivered:
-        waiter.delivered.add(key)
+    # A held task is re-delivered only here, to a fresh waiter (the restarted agent), never
+    # later to the waiter whose own delivery led to the claim.
+    if waiter.claimable(task) or held:
+        waiter.delivered.add((task.id, task.attempt))
         source = await tx.get(Message, task.source_message_id) if task.source_message_id else None
         out.append(Delivery(DeliveryKind.TASK, task=task, message=source, resumed=held))
+    return out
+
+
+MessageLoader = Callable[[uuid.UUID], Awaitable[Message | None]]
+
+
+async def due_from_events(
+    waiter: Waiter, events: Sequence[RoomEvent], load_message: MessageLoader
+) -> list[Delivery]:
+    """What the room's events after the waiter's cursor make due, decided from the logged
+    rows: SUPERSEDED when another waiter took the role, INTERRUPT for an interrupt message
+    (both final), else a task that is now claimable by the role. A task's source message is
+    usually logged beside it (same transaction); otherwise `load_message` reads it."""
+    messages: dict[Any, dict[str, Any]] = {}
+    tasks: dict[Any, dict[str, Any]] = {}  # each task's newest state, oldest change first
+    for event in events:
+        waiter.event_cursor = max(waiter.event_cursor, event.seq)
+        payload = event.payload
+        participant = payload.get("participant") or {}
+        ours = participant.get("role") == waiter.role
+        if ours and participant.get("waiter_id") != str(waiter.waiter_id):
+            return [Delivery(DeliveryKind.SUPERSEDED)]
+        message = payload.get("message")
+        if message:
+            messages[message["id"]] = message
+            created = event.kind == EventKind.MESSAGE_CREATED
+            if created and message["type"] == MessageType.INTERRUPT:
+                return [Delivery(DeliveryKind.INTERRUPT, message=Message.model_validate(message))]
+        task = payload.get("task")
+        if task:
+            tasks.pop(task["id"], None)
+            tasks[task["id"]] = task
+    out: list[Delivery] = []
+    for row in tasks.values():
+        task = Task.model_validate(row)
+        if not waiter.claimable(task):
+            continue
+        waiter.delivered.add((task.id, task.attempt))
+        source = None
+        if task.source_message_id is not None:
+            logged = messages.get(str(task.source_message_id))
+            if logged is not None:
+                source = Message.model_validate(logged)
+            else:
+                source = await load_message(task.source_message_id)
+        out.append(Delivery(DeliveryKind.TASK, task=task, message=source))
     return out
 
 

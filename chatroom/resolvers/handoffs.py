@@ -131,8 +131,13 @@ def _targets(room: Chatroom, sender: str) -> str:
 
 
 def _not_holder(room: Chatroom, sender: str, task: Task | None) -> NotTaskHolder:
-    pending = task is not None and task.status == TaskStatus.PENDING
-    if pending and task is not None and task.attempt == 0 and tasks.routable_to(task, sender, room):
+    unclaimed = (
+        task is not None
+        and task.status == TaskStatus.PENDING
+        and task.attempt == 0
+        and state.routable_to(task, sender, room.entry_point)
+    )
+    if unclaimed and task is not None:
         return NotTaskHolder(
             f"{sender} has not claimed task {task.id} yet. Run the wait command to take it, "
             "do the work, then hand off.",

@@ -176,8 +176,7 @@ async def _current_task_for(
     ).first()
     if task is None:
         return None
-    routed = task.assigned_to == role or (task.assigned_to is None and role == entry_point)
-    return task if routed else None
+    return task if state.routable_to(task, role, entry_point) else None
 
 
 async def messages_by_id(tx: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, Message]:

@@ -32,6 +32,11 @@ from chatroom.resolvers.errors import BadInput, Conflict, Forbidden, NotFound
 from chatroom.resolvers.validation import USER_ROLE
 
 
+def routable_to(task: Task, role: str, entry_point: str) -> bool:
+    """Assigned to the role, or unassigned and the role is the room's entry point."""
+    return task.assigned_to == role or (task.assigned_to is None and role == entry_point)
+
+
 async def load_room(tx: AsyncSession, caller: Caller, chatroom_id: str, *, lock: bool) -> Chatroom:
     """The caller's room. Someone else's room answers exactly like a missing one."""
     room_id = validation.entity_id(chatroom_id, kind="chatroom")

@@ -27,11 +27,6 @@ from chatroom.resolvers.errors import BadInput, Conflict, TaskNotClaimable
 from chatroom.resolvers.validation import USER_ROLE
 
 
-def routable_to(task: Task, role: str, room: Chatroom) -> bool:
-    """Assigned to the role, or unassigned and the role is the entry point."""
-    return task.assigned_to == role or (task.assigned_to is None and role == room.entry_point)
-
-
 @dataclass
 class ClaimOutcome:
     success: bool
@@ -87,7 +82,7 @@ async def claim_task(
                 status=task.status,
             )
         outcome = ClaimOutcome(False, task, await _source(tx, task), None)
-    elif not routable_to(task, who, room):
+    elif not state.routable_to(task, who, room.entry_point):
         raise TaskNotClaimable(
             f"Task {task_id} is for {task.assigned_to or room.entry_point}, not {who}. "
             "Claim only tasks delivered to your role.",
@@ -140,7 +135,7 @@ async def pending_tasks(
     rows = await tx.exec(
         select(Task).where(Task.chatroom_id == room.id, Task.status == TaskStatus.PENDING)
     )
-    return [t for t in rows.all() if routable_to(t, who, room)]
+    return [t for t in rows.all() if state.routable_to(t, who, room.entry_point)]
 
 
 _LIST_ORDER = {

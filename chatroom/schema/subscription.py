@@ -2,13 +2,15 @@
 
 Each generator registers with this process's hub BEFORE its first read, so nothing committed
 after that read can slip past: either the read saw it, or its notification wakes us. Every
-read is a short transaction that re-checks the caller's token, and clean-up always runs."""
+subscription checks the caller's token when it starts, at the token's expiry and the moment
+its session is revoked (the hub wakes it), and clean-up always runs."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
@@ -16,7 +18,7 @@ import strawberry
 
 from chatroom.db.feed import BATCH
 from chatroom.db.listener import Subscriber
-from chatroom.db.models import utcnow
+from chatroom.db.models import Message, utcnow
 from chatroom.resolvers import delivery, logins, validation
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.logins import LoginStatus
@@ -105,27 +107,42 @@ class Subscription:
     ) -> AsyncGenerator[t.TaskDelivery, None]:
         room_uuid = validation.entity_id(chatroom_id, kind="chatroom")
         db = info.context.db
+
+        async def load_message(message_id: uuid.UUID) -> Message | None:
+            async with db.read() as tx:
+                return await tx.get(Message, message_id)
+
         with info.context.subscription_slot(), info.context.hub.subscribe(room_uuid) as wake:
             caller = await _watch(info, wake)
             waiter = await in_transaction(
                 info,
                 lambda tx, c: delivery.register_waiter(tx, c, chatroom_id=chatroom_id, role=role),
             )
+            # From here on the room's log decides, read through the room's shared feed: a
+            # wake-up costs this waiter no query of its own (chatroom.resolvers.delivery).
+            feed = info.context.feeds.feed(waiter.room_id)
             touched = time.monotonic()
             try:
+                items = await in_read(info, lambda tx, c: delivery.first_deliveries(tx, c, waiter))
                 while True:
-                    items = await in_read(
-                        info, lambda tx, c: delivery.next_deliveries(tx, c, waiter)
-                    )
                     for item in items:
                         yield t.TaskDelivery.of(item)
                         if item.kind in FINAL_KINDS:
                             return
+                    events = await feed.after(waiter.event_cursor, wake.announced_seq)
+                    if events:
+                        items = await delivery.due_from_events(waiter, events, load_message)
+                        continue
                     await wake.wait(_until_recheck(caller))
+                    caller = await _recheck(info, wake, caller)
+                    items = []
                     if time.monotonic() - touched >= PRESENCE_INTERVAL:
                         touched = time.monotonic()
                         async with db.transaction() as tx:
-                            await delivery.touch_waiter(tx, waiter)
+                            if not await delivery.touch_waiter(tx, waiter):
+                                # Forgotten without a logged change (taken for a dead
+                                # process's waiter): it is no longer the role's waiter.
+                                items = [delivery.Delivery(delivery.DeliveryKind.SUPERSEDED)]
             finally:
 
                 async def release() -> None:

@@ -58,6 +58,51 @@ async def test_a_waiter_receives_a_task_created_after_it_subscribed(
         assert await a.statuses(rid) == {"builder": "WAITING", "reviewer": "WAITING"}
 
 
+async def test_handoffs_and_promoted_requests_arrive_with_their_own_source_message(
+    live_server: LiveServer, protocol: Subprotocol
+) -> None:
+    """After its first read a waiter follows the room's log: a handoff's task arrives with the
+    handoff message logged beside it; a queued request promoted later arrives with its own,
+    older message (read from the table), and never a task routed to another role."""
+    token, rid = await new_room(live_server)
+    async with (
+        api(live_server, token) as a,
+        task_available(live_server, token, protocol, rid, "builder") as builder,
+        task_available(live_server, token, protocol, rid, "reviewer") as reviewer,
+    ):
+        await a.wait_status(rid, "builder", "WAITING")
+        await a.wait_status(rid, "reviewer", "WAITING")
+        first = await a.send(rid, "first request")
+        assert (await delivery(builder))["task"]["id"] == first["task"]["id"]
+        assert (await a.claim(rid, first["task"]["id"], "builder"))["success"] is True
+        queued = await a.send(rid, "second request, queued behind the first")
+        assert queued["task"]["status"] == "QUEUED"
+        await builder.expect_nothing(0.3)  # queued work is not claimable yet
+
+        built = await a.handoff(rid, "builder", "reviewer", "built it; please review")
+        got = await delivery(reviewer)
+        assert (got["kind"], got["resumed"]) == ("TASK", False)
+        assert got["task"]["id"] == built["newTask"]["id"]
+        assert (got["task"]["assignedTo"], got["task"]["status"]) == ("reviewer", "PENDING")
+        assert got["message"]["id"] == built["message"]["id"]
+        assert got["message"]["content"] == "built it; please review"
+        assert got["task"]["sourceMessage"]["id"] == built["message"]["id"]
+
+        assert (await a.claim(rid, got["task"]["id"], "reviewer"))["success"] is True
+        await a.handoff(rid, "reviewer", "user", "approved")
+        # The first request is done, so the queued one is promoted to the entry point.
+        promoted = await delivery(builder)
+        assert promoted["kind"] == "TASK"
+        assert (promoted["task"]["id"], promoted["task"]["status"]) == (
+            queued["task"]["id"],
+            "PENDING",
+        )
+        assert promoted["message"]["id"] == queued["message"]["id"]
+        assert promoted["message"]["content"] == "second request, queued behind the first"
+        await reviewer.expect_nothing(0.3)
+        await builder.expect_nothing(0.1)
+
+
 async def test_a_waiter_arriving_after_the_task_receives_it_at_once(
     live_server: LiveServer, protocol: Subprotocol
 ) -> None:

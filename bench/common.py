@@ -545,7 +545,7 @@ class CpuMeter:
             elapsed,
             server / elapsed,
             postgres / elapsed,
-            (mine - server) / elapsed,
+            max(0.0, mine - server) / elapsed,
             other / elapsed,
             os.cpu_count() or 1,
         )

@@ -405,7 +405,7 @@ class EventWatcher:
         got = [(int(e["seq"]), str(e["kind"]).lower(), _event_ref(e)) for e in self.events]
         if got != list(expected):
             dupes = sorted(s for s, k in Counter(self.seqs).items() if k > 1)
-            missing = sorted({s for s, _ in expected} - set(self.seqs))
+            missing = sorted({e[0] for e in expected} - set(self.seqs))
             raise AssertionError(
                 f"watcher {self.name} from seq {self.after_seq}: got {len(got)} events, expected "
                 f"{len(expected)}; duplicates {dupes[:10]}, missing {missing[:10]}, first "
@@ -611,7 +611,7 @@ def _check_room(
     positions = [t["queue_position"] for t in tasks if t["status"] == "queued"]
     if None in positions or len(set(positions)) != len(positions):
         fail(f"{name}: queued positions {positions}")
-    if positions and max(positions) > room["next_queue_position"]:
+    if any(p is not None and p > room["next_queue_position"] for p in positions):
         fail(f"{name}: queue position beyond the room counter")
     for t in tasks:
         tn = f"{name} task {t['id']} ({t['status']})"

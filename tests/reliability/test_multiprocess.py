@@ -136,7 +136,7 @@ async def test_every_subscriber_on_every_process_sees_every_event_once(
     for i, (rid, done) in enumerate(zip(rooms, results, strict=True)):
         rows += await verify_cycles(db.url, rid, f"mp{i}", done)
     report = await check_invariants(db.url)
-    per_process = Counter(w.servers[0].port for w in watchers)
+    per_process = Counter(w.servers[0].base_url for w in watchers)
     print(
         f"\nmultiprocess: {PROCESSES} processes; {sum(c.calls for c in clients)} mutations "
         f"({sum(len(r) for r in results)} cycles) round-robin in {load_time:.1f}s; "

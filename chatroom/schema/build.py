@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import functools
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from graphql import ASTValidationRule, GraphQLError, parse
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+    ValidationCache,
+)
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
@@ -49,14 +58,49 @@ class ChatroomSchema(strawberry.Schema):
         """CodedErrors already logged what is unexpected; refusals are not server errors."""
 
 
+_parse_cached = functools.lru_cache(maxsize=128)(parse)
+
+
+class CachedParse(SchemaExtension):
+    """Parse each document text once (bounded LRU). Unlike Strawberry's ParserCache, a
+    document that does not parse is left to Strawberry's own parse, which reports it as a
+    normal GraphQL error (BAD_USER_INPUT), the token limit included."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        # A document that does not parse is not cached: it is parsed again and reported.
+        if context.query is not None and context.graphql_document is None:
+            with contextlib.suppress(GraphQLError):
+                context.graphql_document = _parse_cached(context.query, **context.parse_options)
+        yield
+
+
+@functools.cache
+def _limit_rules(max_depth: int, max_aliases: int) -> tuple[type[ASTValidationRule], ...]:
+    """The depth and alias rules, built once: ValidationCache keys on the rule classes, and
+    the limiter extensions build new classes each time they are constructed."""
+    depth = QueryDepthLimiter(max_depth=max_depth).validation_rules
+    aliases = MaxAliasesLimiter(max_alias_count=max_aliases).validation_rules
+    return (*depth, *aliases)
+
+
+def _limits() -> AddValidationRules:
+    s = settings()
+    return AddValidationRules(list(_limit_rules(s.max_query_depth, s.max_aliases)))
+
+
+# Parsing and validating a document cost about a quarter of a mutation's server CPU; both are
+# cached per document text (bounded LRU caches: 128 documents each, by default). The token
+# limit is a parse option, so it is part of the parse cache's key and still applies.
 schema = ChatroomSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
     extensions=[
-        lambda: QueryDepthLimiter(max_depth=settings().max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings().max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings().max_query_tokens),
+        CachedParse,
+        _limits,
+        ValidationCache,
         CodedErrors,
     ],
 )

@@ -33,7 +33,7 @@ from chatroom.db.models import (
     TaskStatus,
     utcnow,
 )
-from chatroom.resolvers import state
+from chatroom.resolvers import access, writers
 from chatroom.resolvers.auth import Caller
 
 
@@ -67,7 +67,7 @@ class Waiter:
         """Pending for this role and not yet delivered to this waiter."""
         return (
             task.status == TaskStatus.PENDING
-            and state.routable_to(task, self.role, self.entry_point)
+            and access.routable_to(task, self.role, self.entry_point)
             and (task.id, task.attempt) not in self.delivered
         )
 
@@ -77,16 +77,16 @@ async def register_waiter(
 ) -> Waiter:
     """Become the role's one waiter (superseding any other, on any process) and mark the role
     present: WAITING, or ACTIVE if it already holds a task (its agent restarted)."""
-    room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    who = state.acting_role(room, caller, role)
-    await state.expire_lapsed_lease(tx, room)
-    task = await state.active_task(tx, room)
+    room = await access.load_room(tx, caller, chatroom_id, lock=True)
+    who = access.acting_role(room, caller, role)
+    await writers.expire_lapsed_lease(tx, room)
+    task = await writers.active_task(tx, room)
     holds = task is not None and task.status == TaskStatus.IN_PROGRESS and task.assigned_to == who
-    row = await state.participant(tx, room, who)
+    row = await writers.participant(tx, room, who)
     row.waiter_id = uuid.uuid4()
     status = ParticipantStatus.ACTIVE if holds else ParticipantStatus.WAITING
     # Always logged (seen_at), so an older waiter on any process wakes and sees it lost.
-    await state.set_participant(tx, room, who, status, seen_at=utcnow())
+    await writers.set_participant(tx, room, who, status, seen_at=utcnow())
     return Waiter(
         room.id,
         room.entry_point,
@@ -101,7 +101,7 @@ async def first_deliveries(tx: AsyncSession, caller: Caller, waiter: Waiter) -> 
     """What is due to a new waiter, read from the tables: SUPERSEDED or INTERRUPT (final: the
     wait ends), a task the role can claim, or one it already holds (its agent restarted)."""
     room = await _room(tx, caller, waiter.room_id)
-    row = await state.participant(tx, room, waiter.role)
+    row = await writers.participant(tx, room, waiter.role)
     if row.waiter_id != waiter.waiter_id:
         return [Delivery(DeliveryKind.SUPERSEDED)]
     # An interrupt ends the wait: everyone was set idle and told to stop. The interrupted
@@ -121,14 +121,7 @@ async def first_deliveries(tx: AsyncSession, caller: Caller, waiter: Waiter) -> 
     if interrupt is not None:
         return [Delivery(DeliveryKind.INTERRUPT, message=interrupt)]
     out: list[Delivery] = []
-    task = (
-        await tx.exec(
-            select(Task).where(
-                Task.chatroom_id == room.id,
-                col(Task.status).in_([TaskStatus.PENDING, TaskStatus.IN_PROGRESS]),
-            )
-        )
-    ).first()
+    task = await writers.active_task(tx, room, lock=False)
     if task is None:
         return out
     held = task.status == TaskStatus.IN_PROGRESS and task.assigned_to == waiter.role
@@ -208,7 +201,7 @@ async def release_waiter(tx: AsyncSession, waiter: Waiter) -> None:
     ).first()
     if room is None:
         return
-    row = await state.participant(tx, room, waiter.role)
+    row = await writers.participant(tx, room, waiter.role)
     if row.waiter_id == waiter.waiter_id:
         await _forget_waiter(tx, room, row, seen_at=utcnow())
 
@@ -220,7 +213,7 @@ async def _forget_waiter(
     row.waiter_id = None
     tx.add(row)
     if row.status == ParticipantStatus.WAITING:
-        await state.set_participant(tx, room, row.role, ParticipantStatus.IDLE, seen_at=seen_at)
+        await writers.set_participant(tx, room, row.role, ParticipantStatus.IDLE, seen_at=seen_at)
 
 
 async def open_room_feed(
@@ -228,14 +221,14 @@ async def open_room_feed(
 ) -> tuple[uuid.UUID, int]:
     """Authorise a roomEvents subscription; returns (room id, starting cursor). Without a
     cursor the feed starts live, after the newest event."""
-    room = await state.load_room(tx, caller, chatroom_id, lock=False)
+    room = await access.load_room(tx, caller, chatroom_id, lock=False)
     head = room.last_event_seq
     start = head if after_seq is None else max(0, min(after_seq, head))
     return room.id, start
 
 
 async def _room(tx: AsyncSession, caller: Caller, room_id: uuid.UUID) -> Chatroom:
-    return await state.load_room(tx, caller, str(room_id), lock=False)
+    return await access.load_room(tx, caller, str(room_id), lock=False)
 
 
 async def rooms_with_lapsed_leases(tx: AsyncSession, *, limit: int = 100) -> list[uuid.UUID]:
@@ -255,7 +248,7 @@ async def expire_lease_in_room(tx: AsyncSession, room_id: uuid.UUID) -> Task | N
             select(Chatroom).where(Chatroom.id == room_id).with_for_update(skip_locked=True)
         )
     ).first()
-    return await state.expire_lapsed_lease(tx, room) if room is not None else None
+    return await writers.expire_lapsed_lease(tx, room) if room is not None else None
 
 
 async def stale_waiters(tx: AsyncSession, *, silent_for: timedelta) -> list[tuple[uuid.UUID, str]]:
@@ -281,7 +274,7 @@ async def drop_stale_waiter(
     ).first()
     if room is None:
         return
-    row = await state.participant(tx, room, role)
+    row = await writers.participant(tx, room, role)
     if row.waiter_id is None or row.last_seen_at is None:
         return
     if row.last_seen_at < utcnow() - silent_for:

@@ -20,7 +20,7 @@ from chatroom.db.models import (
     Task,
     TaskStatus,
 )
-from chatroom.resolvers import faults, idempotency, state, tasks, validation
+from chatroom.resolvers import access, faults, idempotency, tasks, validation, writers
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.errors import BadInput, Conflict, HandoffNotAllowed, NotTaskHolder
 from chatroom.resolvers.validation import USER_ROLE
@@ -69,9 +69,9 @@ async def send_handoff(
     target_role: str,
     idempotency_key: str | None = None,
 ) -> HandoffOutcome:
-    room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    sender = state.acting_role(room, caller, sender_role, field="senderRole")
-    target = state.team_role(room, target_role, field="targetRole", allow_user=True)
+    room = await access.load_room(tx, caller, chatroom_id, lock=True)
+    sender = access.acting_role(room, caller, sender_role, field="senderRole")
+    target = access.team_role(room, target_role, field="targetRole", allow_user=True)
     if target == sender:
         raise BadInput(
             f"{sender} cannot hand off to itself. Hand to one of: {_targets(room, sender)}.",
@@ -85,25 +85,25 @@ async def send_handoff(
         return HandoffOutcome.load(replay)
 
     # 1. checks: the sender holds the room's in-progress task; the rule allows the target.
-    await state.expire_lapsed_lease(tx, room)
-    task = await state.active_task(tx, room)
+    await writers.expire_lapsed_lease(tx, room)
+    task = await writers.active_task(tx, room)
     if task is None or task.status != TaskStatus.IN_PROGRESS or task.assigned_to != sender:
         raise _not_holder(room, sender, task)
     if target == USER_ROLE:
         await _check_may_return_to_user(tx, room, task, sender)
     faults.checkpoint("handoff.checked")
     # 2. complete the sender's task
-    completed = await state.set_task_status(tx, room, task, TaskStatus.COMPLETED)
+    completed = await writers.set_task_status(tx, room, task, TaskStatus.COMPLETED)
     faults.checkpoint("handoff.completed")
     # 3. the handoff message
-    message = await state.insert_message(
+    message = await writers.insert_message(
         tx, room, sender_role=sender, content=body, type=MessageType.HANDOFF, target_role=target
     )
     faults.checkpoint("handoff.message")
     new_task = promoted = None
     if target != USER_ROLE:
         # 4. the baton passes to the target, in the same chain
-        new_task = await state.insert_task(
+        new_task = await writers.insert_task(
             tx,
             room,
             status=TaskStatus.PENDING,
@@ -115,10 +115,10 @@ async def send_handoff(
         )
     else:
         # 5. back to the user: the baton is free for the next queued request
-        promoted = await state.promote_next(tx, room)
+        promoted = await writers.promote_next(tx, room)
     faults.checkpoint("handoff.task")
     # 6. the sender is ready for more work
-    sender_row = await state.set_participant(tx, room, sender, ParticipantStatus.WAITING)
+    sender_row = await writers.set_participant(tx, room, sender, ParticipantStatus.WAITING)
     faults.checkpoint("handoff.participant")
     outcome = HandoffOutcome(message, [completed], new_task, promoted, sender_row)
     await idempotency.record(tx, caller, "sendHandoff", key, outcome.dump())
@@ -135,7 +135,7 @@ def _not_holder(room: Chatroom, sender: str, task: Task | None) -> NotTaskHolder
         task is not None
         and task.status == TaskStatus.PENDING
         and task.attempt == 0
-        and state.routable_to(task, sender, room.entry_point)
+        and access.routable_to(task, sender, room.entry_point)
     )
     if unclaimed and task is not None:
         return NotTaskHolder(
@@ -193,9 +193,9 @@ async def classify_task(
 ) -> Message:
     """Classify the user request behind the task the role holds. A follow-up links to the
     previous chain's origin and inherits its classification (and so its restrictions)."""
-    room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    who = state.acting_role(room, caller, role)
-    task = await state.active_task(tx, room)
+    room = await access.load_room(tx, caller, chatroom_id, lock=True)
+    who = access.acting_role(room, caller, role)
+    task = await writers.active_task(tx, room)
     if task is None or task.status != TaskStatus.IN_PROGRESS or task.assigned_to != who:
         raise NotTaskHolder(
             f"{who} holds no task to classify. Claim the task first, then classify it.",

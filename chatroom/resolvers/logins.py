@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chatroom.db.models import AuthSession, CliLoginRequest, LoginStatus, User, utcnow
 
 __all__ = ["LoginStatus"]
-from chatroom.resolvers import auth, state, validation
+from chatroom.resolvers import access, auth, validation
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.errors import Conflict, NotFound
 
@@ -89,7 +89,7 @@ async def _by_code(tx: AsyncSession, user_code: str, *, lock: bool) -> CliLoginR
 
 async def cli_login_request(tx: AsyncSession, caller: Caller, *, user_code: str) -> CliLoginRequest:
     """What the approval page shows before the person decides."""
-    state.require_owner(caller)
+    access.require_owner(caller)
     request = await _by_code(tx, user_code, lock=False)
     request.status = _current_status(request).value
     return request
@@ -98,7 +98,7 @@ async def cli_login_request(tx: AsyncSession, caller: Caller, *, user_code: str)
 async def decide_cli_login(
     tx: AsyncSession, caller: Caller, *, user_code: str, approve: bool
 ) -> CliLoginRequest:
-    state.require_owner(caller)
+    access.require_owner(caller)
     request = await _by_code(tx, user_code, lock=True)
     status = _current_status(request)
     if status == LoginStatus.EXPIRED:
@@ -152,7 +152,7 @@ def login_id(request_id: str) -> uuid.UUID:
 
 async def list_sessions(tx: AsyncSession, caller: Caller) -> tuple[list[AuthSession], uuid.UUID]:
     """My sessions, newest first, and which one is making this call."""
-    state.require_owner(caller)
+    access.require_owner(caller)
     rows = await tx.exec(
         select(AuthSession)
         .where(AuthSession.user_id == caller.user_id)
@@ -171,7 +171,7 @@ async def revoke_session(
         else validation.entity_id(session_id, kind="session")
     )
     if target != caller.session_id:
-        state.require_owner(caller)
+        access.require_owner(caller)
     session = (
         await tx.exec(
             select(AuthSession)
@@ -202,9 +202,9 @@ async def create_agent_token(
 ) -> AgentToken:
     """A token that acts only as `role` in this room: it cannot speak as the user, see other
     rooms, manage the room or mint tokens. Shown once; revoke it with revokeSession."""
-    state.require_owner(caller)
-    room = await state.load_room(tx, caller, chatroom_id, lock=False)
-    who = state.team_role(room, role)
+    access.require_owner(caller)
+    room = await access.load_room(tx, caller, chatroom_id, lock=False)
+    who = access.team_role(room, role)
     token, session = await auth.mint_session(
         tx,
         user_id=caller.user_id,

@@ -10,8 +10,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.events import snapshot
-from chatroom.db.models import Message, MessageType, Task, TaskStatus
-from chatroom.resolvers import idempotency, state, validation
+from chatroom.db.models import Chatroom, Message, MessageType, Task, TaskStatus
+from chatroom.resolvers import access, idempotency, validation, writers
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.validation import USER_ROLE
 
@@ -50,18 +50,18 @@ async def send_message(
 ) -> SendMessageOutcome:
     """A user message becomes a task (pending if the room is idle, else queued). An agent's
     message is informational: it is shown in the feed and creates no task."""
-    room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    sender = state.acting_role(room, caller, sender_role, field="senderRole", allow_user=True)
-    target = state.team_role(room, target_role, field="targetRole") if target_role else None
+    room = await access.load_room(tx, caller, chatroom_id, lock=True)
+    sender = access.acting_role(room, caller, sender_role, field="senderRole", allow_user=True)
+    target = access.team_role(room, target_role, field="targetRole") if target_role else None
     body = validation.content(content)
     key = validation.idempotency_key(idempotency_key)
     request = {"room": str(room.id), "sender": sender, "target": target, "content": body}
     replay = await idempotency.reserve_or_replay(tx, caller, "sendMessage", key, request)
     if replay is not None:
         return SendMessageOutcome.load(replay)
-    state.require_open(room)
-    await state.expire_lapsed_lease(tx, room)
-    message = await state.insert_message(
+    access.require_open(room)
+    await writers.expire_lapsed_lease(tx, room)
+    message = await writers.insert_message(
         tx,
         room,
         sender_role=sender,
@@ -71,8 +71,8 @@ async def send_message(
     )
     task = None
     if sender == USER_ROLE:
-        busy = await state.active_task(tx, room) is not None
-        task = await state.insert_task(
+        busy = await writers.active_task(tx, room) is not None
+        task = await writers.insert_task(
             tx,
             room,
             status=TaskStatus.QUEUED if busy else TaskStatus.PENDING,
@@ -107,7 +107,7 @@ async def list_messages(
 ) -> MessagePage:
     """Oldest first. `first/after` pages forward; `last/before` pages back from the newest.
     Every page is an index range scan on (chatroom_id, seq), whatever the room's size."""
-    room = await state.load_room(tx, caller, chatroom_id, lock=False)
+    room = await access.load_room(tx, caller, chatroom_id, lock=False)
     query = select(Message).where(Message.chatroom_id == room.id)
     if after_seq is not None:
         query = query.where(Message.seq > after_seq)
@@ -140,9 +140,9 @@ async def context_window(
 ) -> ContextWindow:
     """What an agent needs to pick up its task: the chain's origin message and the messages
     after it (the newest CONTEXT_WINDOW_LIMIT of them)."""
-    room = await state.load_room(tx, caller, chatroom_id, lock=False)
-    who = state.acting_role(room, caller, role)
-    task = await _current_task_for(tx, room.id, who, room.entry_point)
+    room = await access.load_room(tx, caller, chatroom_id, lock=False)
+    who = access.acting_role(room, caller, role)
+    task = await _current_task_for(tx, room, who)
     origin_id = task.origin_message_id if task else room.last_origin_message_id
     origin = await tx.get(Message, origin_id) if origin_id else None
     if origin is None:
@@ -162,21 +162,10 @@ async def context_window(
     return ContextWindow(origin, [origin, *after], task, origin.effective_classification, truncated)
 
 
-async def _current_task_for(
-    tx: AsyncSession, room_id: uuid.UUID, role: str, entry_point: str
-) -> Task | None:
+async def _current_task_for(tx: AsyncSession, room: Chatroom, role: str) -> Task | None:
     """The role's active task: the room's pending/in-progress one, if it is routed to the role."""
-    task = (
-        await tx.exec(
-            select(Task).where(
-                Task.chatroom_id == room_id,
-                col(Task.status).in_([TaskStatus.PENDING, TaskStatus.IN_PROGRESS]),
-            )
-        )
-    ).first()
-    if task is None:
-        return None
-    return task if state.routable_to(task, role, entry_point) else None
+    task = await writers.active_task(tx, room, lock=False)
+    return task if task is not None and access.routable_to(task, role, room.entry_point) else None
 
 
 async def messages_by_id(tx: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID, Message]:

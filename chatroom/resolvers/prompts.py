@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.models import Chatroom
-from chatroom.resolvers import state
+from chatroom.resolvers import access
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.handoffs import REVIEWER_ROLE
 from chatroom.resolvers.teams import role_priority
@@ -70,8 +70,8 @@ def default_target(room: Chatroom, role: str) -> str:
 async def role_prompt(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, role: str
 ) -> RolePrompt:
-    room = await state.load_room(tx, caller, chatroom_id, lock=False)
-    who = state.acting_role(room, caller, role)
+    room = await access.load_room(tx, caller, chatroom_id, lock=False)
+    who = access.acting_role(room, caller, role)
     targets = allowed_targets(room, who)
     return RolePrompt(who, render(room, who, targets), targets, default_target(room, who))
 

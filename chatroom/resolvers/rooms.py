@@ -14,10 +14,11 @@ from chatroom.db.models import (
     Participant,
     ParticipantStatus,
     RoomStatus,
+    Task,
     TaskStatus,
     utcnow,
 )
-from chatroom.resolvers import idempotency, state, validation
+from chatroom.resolvers import access, idempotency, validation, writers
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.errors import BadInput
 from chatroom.resolvers.teams import CUSTOM_TEAM_ID, TEMPLATES
@@ -77,7 +78,7 @@ async def create_chatroom(
     entry_point: str | None,
     idempotency_key: str | None,
 ) -> Chatroom:
-    state.require_owner(caller)
+    access.require_owner(caller)
     tid, team_name, team_roles, entry = _team(team_id, roles, entry_point)
     room_name = validation.name(name if name is not None else team_name)
     key = validation.idempotency_key(idempotency_key)
@@ -105,7 +106,7 @@ async def create_chatroom(
     for role in team_roles:
         tx.add(Participant(chatroom_id=room.id, role=role))
     await tx.flush()
-    await state.room_updated(tx, room)
+    await writers.room_updated(tx, room)
     await idempotency.record(tx, caller, "createChatroom", key, {"room": snapshot(room)})
     return room
 
@@ -124,46 +125,44 @@ async def list_chatrooms(
 async def rename_chatroom(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, name: str
 ) -> Chatroom:
-    state.require_owner(caller)
-    room = await state.load_room(tx, caller, chatroom_id, lock=True)
+    access.require_owner(caller)
+    room = await access.load_room(tx, caller, chatroom_id, lock=True)
     room.name = validation.name(name)
-    await state.room_updated(tx, room)
+    await writers.room_updated(tx, room)
     return room
 
 
 async def complete_chatroom(tx: AsyncSession, caller: Caller, *, chatroom_id: str) -> Chatroom:
     """Completed rooms take no new work; the active and queued tasks are cancelled with it."""
-    state.require_owner(caller)
-    room = await state.load_room(tx, caller, chatroom_id, lock=True)
+    access.require_owner(caller)
+    room = await access.load_room(tx, caller, chatroom_id, lock=True)
     if room.status == RoomStatus.COMPLETED:
         return room
     room.status = RoomStatus.COMPLETED.value
     open_tasks = await tx.exec(
-        select(state.Task).where(
-            state.Task.chatroom_id == room.id,
-            col(state.Task.status).in_(
-                [TaskStatus.PENDING, TaskStatus.IN_PROGRESS, TaskStatus.QUEUED]
-            ),
+        select(Task).where(
+            Task.chatroom_id == room.id,
+            col(Task.status).in_([TaskStatus.PENDING, TaskStatus.IN_PROGRESS, TaskStatus.QUEUED]),
         )
     )
     for task in open_tasks.all():
-        await state.set_task_status(tx, room, task, TaskStatus.CANCELLED)
+        await writers.set_task_status(tx, room, task, TaskStatus.CANCELLED)
     for role in room.team_roles:
-        await state.set_participant(tx, room, role, ParticipantStatus.IDLE)
-    await state.room_updated(tx, room)
+        await writers.set_participant(tx, room, role, ParticipantStatus.IDLE)
+    await writers.room_updated(tx, room)
     return room
 
 
 async def interrupt_chatroom(tx: AsyncSession, caller: Caller, *, chatroom_id: str) -> Chatroom:
     """Stop everyone: all participants idle, an interrupt message for every waiter, and the
     active task back to pending (same assignee) so the work can resume later."""
-    state.require_owner(caller)
-    room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    state.require_open(room)
-    task = await state.active_task(tx, room)
+    access.require_owner(caller)
+    room = await access.load_room(tx, caller, chatroom_id, lock=True)
+    access.require_open(room)
+    task = await writers.active_task(tx, room)
     if task is not None and task.status == TaskStatus.IN_PROGRESS:
-        await state.set_task_status(tx, room, task, TaskStatus.PENDING)
-    await state.insert_message(
+        await writers.set_task_status(tx, room, task, TaskStatus.PENDING)
+    await writers.insert_message(
         tx,
         room,
         sender_role=USER_ROLE,
@@ -171,28 +170,28 @@ async def interrupt_chatroom(tx: AsyncSession, caller: Caller, *, chatroom_id: s
         type=MessageType.INTERRUPT,
     )
     for role in room.team_roles:
-        await state.set_participant(tx, room, role, ParticipantStatus.IDLE)
+        await writers.set_participant(tx, room, role, ParticipantStatus.IDLE)
     return room
 
 
 async def join_chatroom(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, role: str
 ) -> Participant:
-    room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    joined = state.acting_role(room, caller, role)
-    await state.expire_lapsed_lease(tx, room)
-    row = await state.participant(tx, room, joined)
+    room = await access.load_room(tx, caller, chatroom_id, lock=True)
+    joined = access.acting_role(room, caller, role)
+    await writers.expire_lapsed_lease(tx, room)
+    row = await writers.participant(tx, room, joined)
     if row.last_seen_at is None:
-        await state.insert_message(
+        await writers.insert_message(
             tx,
             room,
             sender_role=joined,
             content=f"{joined} joined the room.",
             type=MessageType.JOIN,
         )
-    task = await state.active_task(tx, room)
+    task = await writers.active_task(tx, room)
     holds = (
         task is not None and task.status == TaskStatus.IN_PROGRESS and task.assigned_to == joined
     )
     status = ParticipantStatus.ACTIVE if holds else ParticipantStatus.WAITING
-    return await state.set_participant(tx, room, joined, status, seen_at=utcnow())
+    return await writers.set_participant(tx, room, joined, status, seen_at=utcnow())

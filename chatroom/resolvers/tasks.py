@@ -21,7 +21,7 @@ from chatroom.db.models import (
     TaskStatus,
     utcnow,
 )
-from chatroom.resolvers import faults, idempotency, state, validation
+from chatroom.resolvers import access, faults, idempotency, validation, writers
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.errors import BadInput, Conflict, TaskNotClaimable
 from chatroom.resolvers.validation import USER_ROLE
@@ -64,15 +64,15 @@ async def claim_task(
     """pending -> in_progress for `role`, its source message claimed, the participant active:
     one transaction. Claimers queue on the room lock, so exactly one of any number wins; the
     rest see the task already taken and get success=false."""
-    room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    who = state.acting_role(room, caller, role)
+    room = await access.load_room(tx, caller, chatroom_id, lock=True)
+    who = access.acting_role(room, caller, role)
     key = validation.idempotency_key(idempotency_key)
     request = {"room": str(room.id), "task": task_id.strip().lower(), "role": who}
     replay = await idempotency.reserve_or_replay(tx, caller, "claimTask", key, request)
     if replay is not None:
         return ClaimOutcome.load(replay)
-    await state.expire_lapsed_lease(tx, room)
-    task = await state.load_task(tx, room, task_id)
+    await writers.expire_lapsed_lease(tx, room)
+    task = await writers.load_task(tx, room, task_id)
     if task.status != TaskStatus.PENDING:
         if task.started_at is None:
             raise TaskNotClaimable(
@@ -82,7 +82,7 @@ async def claim_task(
                 status=task.status,
             )
         outcome = ClaimOutcome(False, task, await _source(tx, task), None)
-    elif not state.routable_to(task, who, room.entry_point):
+    elif not access.routable_to(task, who, room.entry_point):
         raise TaskNotClaimable(
             f"Task {task_id} is for {task.assigned_to or room.entry_point}, not {who}. "
             "Claim only tasks delivered to your role.",
@@ -101,7 +101,7 @@ async def _start(tx: AsyncSession, room: Chatroom, task: Task, role: str) -> Cla
     task.started_at = now
     task.attempt += 1
     task.lease_expires_at = now + settings().task_lease
-    await state.set_task_status(tx, room, task, TaskStatus.IN_PROGRESS)
+    await writers.set_task_status(tx, room, task, TaskStatus.IN_PROGRESS)
     faults.checkpoint("claim.started")
     message = await _source(tx, task)
     if message is not None:
@@ -109,7 +109,9 @@ async def _start(tx: AsyncSession, room: Chatroom, task: Task, role: str) -> Cla
         tx.add(message)
         await tx.flush()
     faults.checkpoint("claim.message")
-    participant = await state.set_participant(tx, room, role, ParticipantStatus.ACTIVE, seen_at=now)
+    participant = await writers.set_participant(
+        tx, room, role, ParticipantStatus.ACTIVE, seen_at=now
+    )
     faults.checkpoint("claim.participant")
     return ClaimOutcome(True, task, message, participant)
 
@@ -120,7 +122,7 @@ async def _source(tx: AsyncSession, task: Task) -> Message | None:
 
 async def renew_lease(tx: AsyncSession, room: Chatroom, role: str) -> None:
     """Any call made as the holding role proves it is alive: extend its lease."""
-    task = await state.active_task(tx, room)
+    task = await writers.active_task(tx, room)
     if task is not None and task.status == TaskStatus.IN_PROGRESS and task.assigned_to == role:
         task.lease_expires_at = utcnow() + settings().task_lease
         tx.add(task)
@@ -130,12 +132,12 @@ async def renew_lease(tx: AsyncSession, room: Chatroom, role: str) -> None:
 async def pending_tasks(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, role: str
 ) -> list[Task]:
-    room = await state.load_room(tx, caller, chatroom_id, lock=False)
-    who = state.acting_role(room, caller, role)
+    room = await access.load_room(tx, caller, chatroom_id, lock=False)
+    who = access.acting_role(room, caller, role)
     rows = await tx.exec(
         select(Task).where(Task.chatroom_id == room.id, Task.status == TaskStatus.PENDING)
     )
-    return [t for t in rows.all() if state.routable_to(t, who, room.entry_point)]
+    return [t for t in rows.all() if access.routable_to(t, who, room.entry_point)]
 
 
 _LIST_ORDER = {
@@ -158,7 +160,7 @@ async def list_tasks(
     limit: int = 100,
 ) -> list[Task]:
     """Active first, then the queue in order, the backlog, and the newest finished tasks."""
-    room = await state.load_room(tx, caller, chatroom_id, lock=False)
+    room = await access.load_room(tx, caller, chatroom_id, lock=False)
     wanted = statuses or list(TaskStatus)
     size = max(1, min(limit, MAX_TASK_LIST))
     result: list[Task] = []
@@ -175,7 +177,7 @@ async def list_tasks(
 
 
 async def task_counts(tx: AsyncSession, caller: Caller, *, chatroom_id: str) -> dict[str, int]:
-    room = await state.load_room(tx, caller, chatroom_id, lock=False)
+    room = await access.load_room(tx, caller, chatroom_id, lock=False)
     rows = await tx.exec(
         select(Task.status, func.count())
         .where(Task.chatroom_id == room.id)
@@ -197,11 +199,11 @@ async def tasks_by_id(tx: AsyncSession, ids: list[uuid.UUID]) -> dict[uuid.UUID,
 async def add_backlog_task(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, content: str
 ) -> Task:
-    state.require_owner(caller)
-    room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    state.require_open(room)
+    access.require_owner(caller)
+    room = await access.load_room(tx, caller, chatroom_id, lock=True)
+    access.require_open(room)
     body = validation.content(content)
-    return await state.insert_task(
+    return await writers.insert_task(
         tx, room, status=TaskStatus.BACKLOG, content=body, created_by=USER_ROLE
     )
 
@@ -209,10 +211,10 @@ async def add_backlog_task(
 async def _owned_task(
     tx: AsyncSession, caller: Caller, chatroom_id: str, task_id: str
 ) -> tuple[Chatroom, Task]:
-    state.require_owner(caller)
-    room = await state.load_room(tx, caller, chatroom_id, lock=True)
-    await state.expire_lapsed_lease(tx, room)
-    return room, await state.load_task(tx, room, task_id)
+    access.require_owner(caller)
+    room = await access.load_room(tx, caller, chatroom_id, lock=True)
+    await writers.expire_lapsed_lease(tx, room)
+    return room, await writers.load_task(tx, room, task_id)
 
 
 def _refuse(task: Task, action: str, allowed: tuple[TaskStatus, ...]) -> Conflict:
@@ -232,17 +234,17 @@ async def update_task(
     if task.status not in editable:
         raise _refuse(task, "edit", editable)
     task.content = validation.content(content)
-    return await state.task_changed(tx, room, task)
+    return await writers.task_changed(tx, room, task)
 
 
 async def move_task_to_queue(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, task_id: str
 ) -> Task:
     room, task = await _owned_task(tx, caller, chatroom_id, task_id)
-    state.require_open(room)
+    access.require_open(room)
     if task.status != TaskStatus.BACKLOG:
         raise _refuse(task, "move to the queue", (TaskStatus.BACKLOG,))
-    return await state.activate_or_queue(tx, room, task)
+    return await writers.activate_or_queue(tx, room, task)
 
 
 async def complete_task(
@@ -279,11 +281,11 @@ async def _finish(
     tx: AsyncSession, room: Chatroom, task: Task, status: TaskStatus, was_active: bool
 ) -> Task:
     holder = task.assigned_to if task.status == TaskStatus.IN_PROGRESS else None
-    await state.set_task_status(tx, room, task, status)
+    await writers.set_task_status(tx, room, task, status)
     if holder is not None:
-        await state.set_participant(tx, room, holder, ParticipantStatus.IDLE)
+        await writers.set_participant(tx, room, holder, ParticipantStatus.IDLE)
     if was_active:
-        await state.promote_next(tx, room)
+        await writers.promote_next(tx, room)
     return task
 
 
@@ -293,7 +295,7 @@ async def release_task(tx: AsyncSession, caller: Caller, *, chatroom_id: str, ta
     if task.status != TaskStatus.IN_PROGRESS:
         raise _refuse(task, "release", (TaskStatus.IN_PROGRESS,))
     holder = task.assigned_to
-    await state.set_task_status(tx, room, task, TaskStatus.PENDING)
+    await writers.set_task_status(tx, room, task, TaskStatus.PENDING)
     if holder is not None:
-        await state.set_participant(tx, room, holder, ParticipantStatus.IDLE)
+        await writers.set_participant(tx, room, holder, ParticipantStatus.IDLE)
     return task

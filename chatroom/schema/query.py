@@ -8,7 +8,7 @@ import binascii
 import strawberry
 
 from chatroom.db import models
-from chatroom.resolvers import auth, logins, messages, prompts, rooms, state, tasks
+from chatroom.resolvers import access, auth, logins, messages, prompts, rooms, tasks
 from chatroom.resolvers.errors import BadInput
 from chatroom.resolvers.teams import TEMPLATES
 from chatroom.schema import types as t
@@ -52,7 +52,7 @@ class Query:
     @strawberry.field
     async def chatroom(self, info: AppInfo, id: strawberry.ID) -> t.Chatroom:
         return t.Chatroom.of(
-            await in_read(info, lambda tx, c: state.load_room(tx, c, id, lock=False))
+            await in_read(info, lambda tx, c: access.load_room(tx, c, id, lock=False))
         )
 
     @strawberry.field(

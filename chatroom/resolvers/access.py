@@ -1,0 +1,79 @@
+"""Access checks: which room a caller can see, which role it may act as, and whether the room
+takes work. Every resolver asks these before it reads or writes anything."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from chatroom.db.models import Chatroom, RoomStatus, Task
+from chatroom.resolvers import validation
+from chatroom.resolvers.auth import Caller
+from chatroom.resolvers.errors import BadInput, Conflict, Forbidden, NotFound
+from chatroom.resolvers.validation import USER_ROLE
+
+
+def routable_to(task: Task, role: str, entry_point: str) -> bool:
+    """Assigned to the role, or unassigned and the role is the room's entry point."""
+    return task.assigned_to == role or (task.assigned_to is None and role == entry_point)
+
+
+async def load_room(tx: AsyncSession, caller: Caller, chatroom_id: str, *, lock: bool) -> Chatroom:
+    """The caller's room. Someone else's room answers exactly like a missing one."""
+    room_id = validation.entity_id(chatroom_id, kind="chatroom")
+    if caller.scope_chatroom_id is not None and room_id != caller.scope_chatroom_id:
+        room_id = uuid.UUID(int=0)  # an agent token sees one room; others look missing
+    query = select(Chatroom).where(Chatroom.id == room_id, Chatroom.owner_id == caller.user_id)
+    if lock:
+        query = query.with_for_update()
+    room = (await tx.exec(query)).first()
+    if room is None:
+        raise NotFound(
+            f"No chatroom with id {chatroom_id!r} is visible to you. "
+            "List yours with the chatrooms query (or `chatroom list`)."
+        )
+    return room
+
+
+def team_role(room: Chatroom, value: str, *, field: str = "role", allow_user: bool = False) -> str:
+    role = validation.role(value, field=field)
+    if role in room.team_roles or (allow_user and role == USER_ROLE):
+        return role
+    allowed = [*room.team_roles, USER_ROLE] if allow_user else list(room.team_roles)
+    raise BadInput(
+        f"{field} {role!r} is not in this room's team. Use one of: {', '.join(allowed)}.",
+        field=field,
+        allowed=allowed,
+    )
+
+
+def acting_role(
+    room: Chatroom, caller: Caller, value: str, *, field: str = "role", allow_user: bool = False
+) -> str:
+    """The role the caller acts as: a team role (or `user`), and the token's own role if the
+    token is an agent's."""
+    role = team_role(room, value, field=field, allow_user=allow_user)
+    if caller.scope_role is not None and role != caller.scope_role:
+        raise Forbidden(
+            f"This agent token acts only as {caller.scope_role!r}; it cannot act as {role!r}. "
+            "Use the token minted for that role, or the room owner's login."
+        )
+    return role
+
+
+def require_owner(caller: Caller) -> None:
+    """Room management and speaking as the user are the owner's, never an agent token's."""
+    if caller.is_agent:
+        raise Forbidden(
+            "An agent token can only wait, claim, classify and hand off as its role. Ask the "
+            "room owner to do this."
+        )
+
+
+def require_open(room: Chatroom) -> None:
+    if room.status == RoomStatus.COMPLETED:
+        raise Conflict(
+            "This chatroom is completed and takes no new work. Create a new room for new work."
+        )

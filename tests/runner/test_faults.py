@@ -1,0 +1,181 @@
+"""What the runner does when an agent misbehaves: each fault of SPEC §10, with the command
+harness running the scripted agent program in one of its modes."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from tests.cli.support import Cli
+from tests.runner.support import (
+    RunnerProc,
+    agent_command,
+    feed,
+    handoffs,
+    start_runner,
+    tasks,
+    until,
+)
+from tests.support.server import LiveServer
+
+ROUTE = "builder=reviewer"
+
+
+async def _builder(cli: Cli, room: str, workdir: Path, mode: str, *args: str) -> RunnerProc:
+    return await start_runner(
+        cli,
+        room,
+        "--harness=command",
+        f"--command={agent_command()}",
+        f"--workdir={workdir}",
+        "--role=builder",
+        *args,
+        env={"AGENT_MODE": mode, "AGENT_ROUTE": ROUTE},
+    )
+
+
+def _runs(workdir: Path) -> list[str]:
+    path = workdir / "runs.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+async def _task(server: LiveServer, cli: Cli, room: str) -> dict[str, object]:
+    (only,) = await tasks(server, cli.token(), room)
+    return only
+
+
+async def test_a_harness_that_exits_non_zero_is_restarted_and_finishes(
+    live_server: LiveServer, cli: Cli, workdir: Path
+) -> None:
+    room = await cli.create_room()
+    runner = await _builder(cli, room, workdir, "fail-once")
+    try:
+        await cli.send(room, "Build it.")
+        await runner.line(r"builder: BACKOFF it exited with code 1; restarting")
+
+        async def handed_off() -> bool:
+            return handoffs(await feed(live_server, cli.token(), room)) == [("builder", "reviewer")]
+
+        await until(handed_off, "the builder handed off after its restart")
+        assert len(_runs(workdir)) == 2
+    finally:
+        assert await runner.stop() == 0
+
+
+async def test_exit_zero_without_a_handoff_is_nudged_twice_then_needs_attention(
+    live_server: LiveServer, cli: Cli, workdir: Path
+) -> None:
+    room = await cli.create_room()
+    runner = await _builder(cli, room, workdir, "lazy")
+    try:
+        await cli.send(room, "Build it.")
+        await runner.line(r"builder: NEEDS_ATTENTION not handed off after 2 nudges")
+        assert runner.count(r"builder: WORKING nudge \d of 2") == 2
+        runs = _runs(workdir)
+        assert len(runs) == 3
+        # The nudges name the problem; the program (no session) gets the task again as well.
+        assert "was not handed off" not in runs[0] and all(
+            "was not handed off" in r for r in runs[1:]
+        )
+        task = await _task(live_server, cli, room)
+        assert (task["status"], task["assignedTo"]) == ("IN_PROGRESS", "builder")
+
+        async def told() -> list[dict[str, object]]:
+            return [
+                m
+                for m in await feed(live_server, cli.token(), room)
+                if m["senderRole"] == "builder" and m["type"] == "MESSAGE"
+            ]
+
+        (note,) = await until(told, "the room got the runner's message")
+        text = str(note["content"])
+        assert "needs attention" in text and str(task["id"]) in text
+        assert "ending without a handoff" in text  # the output's last lines
+        status = await cli.run("agents", "status", room)
+        assert "builder: NEEDS_ATTENTION" in status.ok().out
+    finally:
+        assert await runner.stop() == 0
+
+
+async def test_a_hung_harness_is_stopped_at_the_task_limit_the_same_way(
+    live_server: LiveServer, cli: Cli, workdir: Path
+) -> None:
+    room = await cli.create_room()
+    runner = await _builder(cli, room, workdir, "hang", "--task-timeout=1s")
+    try:
+        await cli.send(room, "Build it.")
+        line = await runner.line(r"builder: NEEDS_ATTENTION")
+        assert "per-task time limit" in line
+        assert len(_runs(workdir)) == 3
+        task = await _task(live_server, cli, room)
+        assert (task["status"], task["assignedTo"]) == ("IN_PROGRESS", "builder")
+    finally:
+        assert await runner.stop() == 0
+
+
+async def test_five_crashes_open_the_circuit(
+    live_server: LiveServer, cli: Cli, workdir: Path
+) -> None:
+    room = await cli.create_room()
+    runner = await _builder(cli, room, workdir, "crash")
+    try:
+        await cli.send(room, "Build it.")
+        await runner.line(r"builder: CIRCUIT_OPEN 5 failures in 10 minutes")
+        assert len(_runs(workdir)) == 5
+        assert runner.count(r"builder: BACKOFF it exited with code 3") == 4
+        status = await cli.json("agents", "status", room)
+        slot = status["runner"]["slots"]["builder"]
+        assert slot["circuit_open"] is True and slot["failures"] == 5
+        assert status["running"] is True
+        task = await _task(live_server, cli, room)
+        assert (task["status"], task["assignedTo"]) == ("IN_PROGRESS", "builder")
+        messages = await feed(live_server, cli.token(), room)
+        assert any("circuit opened" in m["content"] for m in messages)
+    finally:
+        assert await runner.stop() == 0
+
+
+async def test_sigterm_stops_the_harness_and_leaves_the_task_with_the_role(
+    live_server: LiveServer, cli: Cli, workdir: Path
+) -> None:
+    room = await cli.create_room()
+    runner = await _builder(cli, room, workdir, "hang")
+    await cli.send(room, "Build it.")
+    await until(lambda: _async(bool(_runs(workdir))), "the agent started")
+    assert await runner.stop(signal.SIGTERM) == 0
+    assert "stopping: the agents get SIGTERM" in runner.out
+    task = await _task(live_server, cli, room)
+    assert (task["status"], task["assignedTo"]) == ("IN_PROGRESS", "builder")
+    assert len(_runs(workdir)) == 1
+
+
+async def test_a_sigkilled_runner_started_again_resumes_the_task_and_works_it_once(
+    live_server: LiveServer, cli: Cli, workdir: Path
+) -> None:
+    room = await cli.create_room()
+    first = await _builder(cli, room, workdir, "block-once")
+    await cli.send(room, "Build it.")
+    await until(lambda: _async(bool(_runs(workdir))), "the agent started")
+    assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+    second = await _builder(cli, room, workdir, "block-once")
+    try:
+        await second.line(r"builder: WORKING task \S+ \(resumed after a restart\)")
+
+        async def handed_off() -> list[tuple[str, str]]:
+            return handoffs(await feed(live_server, cli.token(), room))
+
+        assert await until(handed_off, "the resumed task was handed off") == [
+            ("builder", "reviewer")
+        ]
+        runs = _runs(workdir)
+        assert len(runs) == 2 and runs[0].split()[0] == runs[1].split()[0]
+        task = next(
+            t for t in await tasks(live_server, cli.token(), room) if t["id"] == runs[0].split()[0]
+        )
+        assert task["status"] == "COMPLETED" and task["attempt"] == 1
+    finally:
+        assert await second.stop() == 0
+
+
+async def _async(value: bool) -> bool:
+    return value

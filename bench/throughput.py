@@ -1,5 +1,5 @@
-"""Handoff and claim throughput through the whole GraphQL HTTP stack, against the same
-transactions sent straight to PostgreSQL with asyncpg.
+"""Handoff and claim throughput through the whole GraphQL HTTP stack, against the minimal
+transactions for the same steps sent straight to PostgreSQL with asyncpg (bench/minimal.py).
 
     .venv/bin/python -m bench.throughput [--quick] [--pairs 1,10,50] [--seconds 8]
 
@@ -8,13 +8,17 @@ user message -> builder claims -> builder hands off to reviewer -> reviewer clai
 reviewer hands off to the user. Every step is one mutation: one HTTP request on the pair's own
 keep-alive connection (httpx), to a real uvicorn running the app with the rate limit off.
 
-The baseline runs the same loop as plain asyncpg transactions that send the statements the app
-sends (the same statements, in the same order, the same number: counted here from the app's
-own SQL with SQLAlchemy's before_cursor_execute event and checked against the direct version):
-lock the room row, update the task, insert the message with the next seq, insert the new task,
-update the participant, append the room events and pg_notify, one transaction per step. It
-uses as many connections as the app's pool may open (20), so both sides get the same database
-concurrency; what is left between the two is the app's own cost (HTTP, GraphQL, the ORM).
+The baseline (bench/minimal.py) is each step as the fewest statements that do its job: one to
+authenticate and lock the room, one CTE for every write, event and notification. It uses as
+many connections as the app's pool may open (20), so both sides get the same database
+concurrency; what is left between the two is the app's own cost (HTTP, GraphQL, SQL it sends
+beyond the floor).
+
+In the same run, on the same server: the `{ __typename }` floor (the same pairs sending an
+authenticated request that touches nothing) and its server CPU per request, against which the
+server CPU per mutation is judged; and statements per mutation as the server sends them,
+authentication included, counted by a second short-lived server started with
+CHATROOM_STATEMENT_LOG (chatroom/db/session.py), one line per statement.
 
 Ops/s counts the steps completed inside the measuring window (after a warm-up); latencies
 are per step, from sending the request to having the parsed answer.
@@ -24,16 +28,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import json
+import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-
-import asyncpg
 
 from bench.common import (
     CLAIM_TASK,
@@ -55,19 +55,22 @@ from bench.common import (
     raise_nofile,
     summary_table,
 )
+from bench.minimal import STATEMENTS_PER_STEP, Connections, MinimalPair, Record, Stop
 
 KINDS = ("message", "claim", "handoff")
 APP_POOL = 20  # chatroom/schema/app.py: create_engine(pool_size=10, max_overflow=10)
-LEASE = timedelta(hours=4)  # CHATROOM_TASK_LEASE_SECONDS' default (the value is only stored)
-HANDOFF_SHARE_TARGET = 0.40
-HANDOFF_P99_TARGET = 0.050
-
-Record = Callable[[str, float, float], None]
-
-
-class Stop(Exception):
-    """The measuring window closed: the pair stops before its next step."""
-
+HANDOFF_SHARE_TARGET = 0.50
+HANDOFF_P99_TARGET = 0.100
+CPU_RATIO_TARGET = 2.5  # server CPU per mutation over per `{ __typename }` request
+STATEMENTS_TARGET = 5
+TYPENAME = "{ __typename }"
+STEP_NAMES = (
+    "sendMessage",
+    "claimTask",
+    "sendHandoff (to agent)",
+    "claimTask (handoff)",
+    "sendHandoff (to user)",
+)
 
 # --- the pair through GraphQL -------------------------------------------------------------------
 
@@ -135,345 +138,21 @@ class GraphQLPair:
         await self.client.aclose()
 
 
-# --- the same transactions, straight to PostgreSQL ----------------------------------------------
+class TypenamePair:
+    """The request floor: an authenticated `{ __typename }` on the pair's connection."""
 
-_SESSION = (
-    "SELECT id, user_id, token_hash, device_name, scope_chatroom_id, scope_role, created_at, "
-    "last_used_at, expires_at, revoked_at FROM sessions WHERE token_hash = $1"
-)
-_ROOM_FOR_UPDATE = (
-    "SELECT id, owner_id, name, status, team_id, team_name, team_roles, entry_point, "
-    "next_queue_position, last_message_seq, last_event_seq, last_origin_message_id, created_at, "
-    "updated_at FROM chatrooms WHERE id = $1 AND owner_id = $2 FOR UPDATE"
-)
-_TASK_COLUMNS = (
-    "id, chatroom_id, status, content, created_by, assigned_to, source_message_id, "
-    "origin_message_id, queue_position, attempt, created_at, updated_at, started_at, "
-    "completed_at, lease_expires_at"
-)
-_ACTIVE_TASK = (
-    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE chatroom_id = $1 AND status IN ($2, $3) FOR UPDATE"
-)
-_TASK_FOR_UPDATE = (
-    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE id = $1 AND chatroom_id = $2 FOR UPDATE"
-)
-_NEXT_QUEUED = (
-    f"SELECT {_TASK_COLUMNS} FROM tasks WHERE chatroom_id = $1 AND status = $2 "
-    "ORDER BY queue_position LIMIT $3 FOR UPDATE"
-)
-_MESSAGE = (
-    "SELECT id, chatroom_id, seq, sender_role, target_role, content, type, classification, "
-    "follows_message_id, effective_classification, task_id, claimed_by_role, created_at "
-    "FROM messages WHERE id = $1"
-)
-_PARTICIPANT = (
-    "SELECT id, chatroom_id, role, status, last_seen_at, waiter_id, updated_at "
-    "FROM participants WHERE chatroom_id = $1 AND role = $2"
-)
-_INSERT_MESSAGE = (
-    "INSERT INTO messages (id, chatroom_id, seq, sender_role, target_role, content, type, "
-    "classification, follows_message_id, effective_classification, task_id, claimed_by_role, "
-    "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-)
-_INSERT_TASK = (
-    f"INSERT INTO tasks ({_TASK_COLUMNS}) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-)
-_ROOM_MESSAGE_SEQ = "UPDATE chatrooms SET last_message_seq = $1 WHERE id = $2"
-_ROOM_BOTH_SEQS = "UPDATE chatrooms SET last_message_seq = $1, last_event_seq = $2 WHERE id = $3"
-_ROOM_EVENT_SEQ = "UPDATE chatrooms SET last_event_seq = $1 WHERE id = $2"
-_MESSAGE_TASK = "UPDATE messages SET task_id = $1 WHERE id = $2"
-_MESSAGE_CLAIMED = "UPDATE messages SET claimed_by_role = $1 WHERE id = $2"
-_TASK_STARTED = (
-    "UPDATE tasks SET status = $1, assigned_to = $2, attempt = $3, updated_at = $4, "
-    "started_at = $5, lease_expires_at = $6 WHERE id = $7"
-)
-_TASK_COMPLETED = (
-    "UPDATE tasks SET status = $1, updated_at = $2, completed_at = $3, lease_expires_at = $4 "
-    "WHERE id = $5"
-)
-_PARTICIPANT_ACTIVE = (
-    "UPDATE participants SET status = $1, last_seen_at = $2, updated_at = $3 WHERE id = $4"
-)
-_PARTICIPANT_WAITING = "UPDATE participants SET status = $1, updated_at = $2 WHERE id = $3"
-_NOTIFY = "SELECT pg_notify($1, $2)"
-NOTIFY_CHANNEL = "chatroom_events"  # chatroom/db/events.py
-
-
-def _insert_events(n: int) -> str:
-    rows = ", ".join(
-        f"(${5 * i + 1}, ${5 * i + 2}, ${5 * i + 3}, ${5 * i + 4}, ${5 * i + 5})" for i in range(n)
-    )
-    return f"INSERT INTO room_events (chatroom_id, seq, kind, payload, created_at) VALUES {rows}"
-
-
-_INSERT_EVENTS = {n: _insert_events(n) for n in range(1, 6)}
-
-
-class Connections:
-    """A fixed set of connections handed out in turn (no reset query on release: the app's
-    pool does not send one either)."""
-
-    def __init__(self, conns: list[asyncpg.Connection]) -> None:
-        self.conns = conns
-        self.free: asyncio.Queue[asyncpg.Connection] = asyncio.Queue()
-        for conn in conns:
-            self.free.put_nowait(conn)
-
-    @classmethod
-    async def open(cls, dsn: str, n: int) -> Connections:
-        return cls(list(await asyncio.gather(*(asyncpg.connect(dsn) for _ in range(n)))))
-
-    async def close(self) -> None:
-        await asyncio.gather(*(c.close() for c in self.conns))
-
-
-@dataclass
-class DirectTx:
-    """One transaction's statements, counted (to check the count against the app's)."""
-
-    conn: asyncpg.Connection
-    room_id: uuid.UUID
-    statements: int = 0
-    events: list[tuple[Any, ...]] = field(default_factory=list)
-
-    async def row(self, sql: str, *args: Any) -> asyncpg.Record | None:
-        self.statements += 1
-        return await self.conn.fetchrow(sql, *args)
-
-    async def run(self, sql: str, *args: Any) -> None:
-        self.statements += 1
-        await self.conn.execute(sql, *args)
-
-    def event(self, room: dict[str, Any], kind: str, key: str, row: dict[str, Any]) -> None:
-        """Number the event under the room lock; written in one INSERT before commit."""
-        room["last_event_seq"] += 1
-        payload = json.dumps({key: row}, default=str)
-        self.events.append((self.room_id, room["last_event_seq"], kind, payload, _now()))
-
-    async def write_events(self, room: dict[str, Any]) -> None:
-        args = [value for event in self.events for value in event]
-        await self.run(_INSERT_EVENTS[len(self.events)], *args)
-        await self.row(_NOTIFY, NOTIFY_CHANNEL, f"{self.room_id}:{room['last_event_seq']}")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-class DirectPair:
-    """The pair's loop as asyncpg transactions (see the module docstring)."""
-
-    def __init__(self, pool: Connections, token: str, room_id: str) -> None:
-        self.pool = pool
-        self.token_hash = hashlib.sha256(token.encode()).hexdigest()
-        self.room_id = uuid.UUID(room_id)
-        self.n = 0
-        self.counts: dict[str, int] = {}
-
-    async def transaction(self, name: str, work: Callable[[DirectTx], Awaitable[Any]]) -> Any:
-        conn = await self.pool.free.get()
-        try:
-            tx = DirectTx(conn, self.room_id)
-            async with conn.transaction():
-                result = await work(tx)
-            self.counts[name] = tx.statements
-            return result
-        finally:
-            self.pool.free.put_nowait(conn)
-
-    async def _room(self, tx: DirectTx) -> dict[str, Any]:
-        """Authenticate (as the app does on every call), then lock the room row."""
-        session = await tx.row(_SESSION, self.token_hash)
-        assert session is not None and session["revoked_at"] is None
-        room = await tx.row(_ROOM_FOR_UPDATE, self.room_id, session["user_id"])
-        assert room is not None
-        return dict(room)
-
-    async def _active(self, tx: DirectTx) -> dict[str, Any] | None:
-        row = await tx.row(_ACTIVE_TASK, self.room_id, "pending", "in_progress")
-        return dict(row) if row else None
-
-    async def send_message(self, tx: DirectTx, content: str) -> uuid.UUID:
-        room = await self._room(tx)
-        await self._active(tx)  # a lapsed lease would be expired here
-        room["last_message_seq"] += 1
-        await tx.run(_ROOM_MESSAGE_SEQ, room["last_message_seq"], self.room_id)
-        message = self._message(room, "user", room["entry_point"], content, "message")
-        await tx.run(_INSERT_MESSAGE, *message.values())
-        tx.event(room, "message_created", "message", message)
-        await tx.run(_ROOM_EVENT_SEQ, room["last_event_seq"], self.room_id)
-        busy = await self._active(tx) is not None
-        assert not busy
-        task = self._task("pending", content, "user", None, message["id"], message["id"])
-        await tx.run(_INSERT_TASK, *task.values())
-        await tx.run(_MESSAGE_TASK, task["id"], message["id"])
-        tx.event(room, "task_created", "task", task)
-        await tx.run(_ROOM_EVENT_SEQ, room["last_event_seq"], self.room_id)
-        await tx.write_events(room)
-        return task["id"]  # type: ignore[no-any-return]
-
-    async def claim(self, tx: DirectTx, task_id: uuid.UUID, role: str) -> None:
-        room = await self._room(tx)
-        await self._active(tx)
-        row = await tx.row(_TASK_FOR_UPDATE, task_id, self.room_id)
-        assert row is not None and row["status"] == "pending"
-        task = dict(row)
-        assert task["assigned_to"] in (role, None)
-        now = _now()
-        task.update(
-            status="in_progress",
-            assigned_to=role,
-            attempt=task["attempt"] + 1,
-            updated_at=now,
-            started_at=now,
-            lease_expires_at=now + LEASE,
-        )
-        await tx.run(
-            _TASK_STARTED,
-            "in_progress",
-            role,
-            task["attempt"],
-            now,
-            now,
-            task["lease_expires_at"],
-            task_id,
-        )
-        tx.event(room, "task_updated", "task", task)
-        await tx.run(_ROOM_EVENT_SEQ, room["last_event_seq"], self.room_id)
-        message = await tx.row(_MESSAGE, task["source_message_id"])
-        assert message is not None
-        await tx.run(_MESSAGE_CLAIMED, role, message["id"])
-        participant = await self._participant(tx, role)
-        participant.update(status="active", last_seen_at=now, updated_at=now)
-        tx.event(room, "participant_updated", "participant", participant)
-        await tx.run(_ROOM_EVENT_SEQ, room["last_event_seq"], self.room_id)
-        await tx.run(_PARTICIPANT_ACTIVE, "active", now, now, participant["id"])
-        await tx.write_events(room)
-
-    async def handoff(self, tx: DirectTx, sender: str, target: str) -> uuid.UUID | None:
-        room = await self._room(tx)
-        await self._active(tx)  # a lapsed lease would be expired here
-        task = await self._active(tx)
-        assert task is not None and task["status"] == "in_progress"
-        assert task["assigned_to"] == sender
-        now = _now()
-        task.update(status="completed", updated_at=now, completed_at=now, lease_expires_at=None)
-        await tx.run(_TASK_COMPLETED, "completed", now, now, None, task["id"])
-        tx.event(room, "task_updated", "task", task)
-        room["last_message_seq"] += 1
-        await tx.run(
-            _ROOM_BOTH_SEQS, room["last_message_seq"], room["last_event_seq"], self.room_id
-        )
-        content = f"{sender} done with {self.n}"
-        message = self._message(room, sender, target, content, "handoff")
-        await tx.run(_INSERT_MESSAGE, *message.values())
-        tx.event(room, "message_created", "message", message)
-        await tx.run(_ROOM_EVENT_SEQ, room["last_event_seq"], self.room_id)
-        new_id = None
-        if target != "user":
-            new = self._task(
-                "pending", content, sender, target, message["id"], task["origin_message_id"]
-            )
-            await tx.run(_INSERT_TASK, *new.values())
-            await tx.run(_MESSAGE_TASK, new["id"], message["id"])
-            tx.event(room, "task_created", "task", new)
-            await tx.run(_ROOM_EVENT_SEQ, room["last_event_seq"], self.room_id)
-            new_id = new["id"]
-        else:  # the baton is free: promote the oldest queued task (there is none here)
-            assert await self._active(tx) is None
-            assert await tx.row(_NEXT_QUEUED, self.room_id, "queued", 1) is None
-        participant = await self._participant(tx, sender)
-        participant.update(status="waiting", updated_at=now)
-        tx.event(room, "participant_updated", "participant", participant)
-        await tx.run(_ROOM_EVENT_SEQ, room["last_event_seq"], self.room_id)
-        await tx.run(_PARTICIPANT_WAITING, "waiting", now, participant["id"])
-        await tx.write_events(room)
-        return new_id
-
-    async def _participant(self, tx: DirectTx, role: str) -> dict[str, Any]:
-        row = await tx.row(_PARTICIPANT, self.room_id, role)
-        assert row is not None
-        return dict(row)
-
-    def _message(
-        self, room: dict[str, Any], sender: str, target: str | None, content: str, type_: str
-    ) -> dict[str, Any]:
-        return {
-            "id": uuid.uuid4(),
-            "chatroom_id": self.room_id,
-            "seq": room["last_message_seq"],
-            "sender_role": sender,
-            "target_role": target,
-            "content": content,
-            "type": type_,
-            "classification": None,
-            "follows_message_id": None,
-            "effective_classification": None,
-            "task_id": None,
-            "claimed_by_role": None,
-            "created_at": _now(),
-        }
-
-    def _task(
-        self,
-        status: str,
-        content: str,
-        created_by: str,
-        assigned_to: str | None,
-        source: uuid.UUID,
-        origin: uuid.UUID,
-    ) -> dict[str, Any]:
-        now = _now()
-        return {
-            "id": uuid.uuid4(),
-            "chatroom_id": self.room_id,
-            "status": status,
-            "content": content,
-            "created_by": created_by,
-            "assigned_to": assigned_to,
-            "source_message_id": source,
-            "origin_message_id": origin,
-            "queue_position": None,
-            "attempt": 0,
-            "created_at": now,
-            "updated_at": now,
-            "started_at": None,
-            "completed_at": None,
-            "lease_expires_at": None,
-        }
+    def __init__(self, url: str, token: str) -> None:
+        self.client = Client(url, token)
 
     async def cycle(self, record: Record, stop_at: float) -> None:
-        self.n += 1
-        n = self.n
-        task_id: uuid.UUID | None = None
-
-        async def timed(kind: str, name: str, work: Callable[[DirectTx], Awaitable[Any]]) -> Any:
-            if time.perf_counter() >= stop_at:
-                raise Stop
-            started = time.perf_counter()
-            result = await self.transaction(name, work)
-            record(kind, started, time.perf_counter())
-            return result
-
-        task_id = await timed(
-            "message", "sendMessage", lambda tx: self.send_message(tx, f"request {n}")
-        )
-        assert task_id is not None
-        await timed("claim", "claimTask", lambda tx: self.claim(tx, task_id, "builder"))
-        task_id = await timed(
-            "handoff",
-            "sendHandoff (to agent)",
-            lambda tx: self.handoff(tx, "builder", "reviewer"),
-        )
-        assert task_id is not None
-        await timed("claim", "claimTask (handoff)", lambda tx: self.claim(tx, task_id, "reviewer"))
-        await timed(
-            "handoff", "sendHandoff (to user)", lambda tx: self.handoff(tx, "reviewer", "user")
-        )
+        if time.perf_counter() >= stop_at:
+            raise Stop
+        started = time.perf_counter()
+        await self.client.execute(TYPENAME)
+        record("typename", started, time.perf_counter())
 
     async def aclose(self) -> None:
-        pass
+        await self.client.aclose()
 
 
 # --- driving and measuring ----------------------------------------------------------------------
@@ -492,6 +171,12 @@ class Result:
     @property
     def total_ops(self) -> float:
         return sum(self.ops.values()) * self.seconds
+
+    @property
+    def server_ms_per_op(self) -> float:
+        if self.cpu is None or not self.total_ops:
+            return 0.0
+        return 1000 * self.seconds * self.cpu.server / self.total_ops
 
     def cpu_text(self) -> str:
         if self.cpu is None or not self.total_ops:
@@ -538,7 +223,7 @@ async def drive(
     await asyncio.gather(*(loop(p) for p in pairs))
     window = [s for s in samples if measure_from <= s[1] < stop_at]
     ops, p50, p99 = {}, {}, {}
-    for kind in KINDS:
+    for kind in {k for k, _, _ in samples}:
         done = [s for s in samples if s[0] == kind and measure_from <= s[2] <= stop_at]
         ops[kind] = len(done) / seconds
         latencies = [e - s for k, s, e in window if k == kind]
@@ -561,32 +246,40 @@ async def make_rooms(url: str, n: int, label: str) -> list[tuple[str, str]]:
     return made
 
 
-async def app_statement_counts(db_url: str, token: str, room_id: str) -> dict[str, int]:
-    """Statements per step as the app's resolvers send them (the same calls the mutations
-    make), captured with SQLAlchemy's before_cursor_execute event via bench.hot_paths."""
-    from bench.hot_paths import Cycle, StatementLog
-    from chatroom.db.session import create_engine
+async def app_statement_counts(db_url: str) -> dict[str, int]:
+    """Statements per step as the server sends them for the HTTP request, authentication
+    included: a server of its own with CHATROOM_STATEMENT_LOG, one warm-up cycle, then one
+    counted cycle (the log's lines before and after each step)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "statements.log"
+        async with Server(db_url, env={"CHATROOM_STATEMENT_LOG": str(log)}) as server:
+            ((token, room),) = await make_rooms(server.http_url, 1, "count-")
+            pair = GraphQLPair(server.http_url, token, room)
+            counts: dict[str, int] = {}
+            try:
+                await pair.cycle(lambda *_: None, float("inf"))
+                before = [_lines(log)]
 
-    engine = create_engine(db_url, pool_size=1, max_overflow=0)
-    try:
-        log = StatementLog(engine)
-        cycle = Cycle(engine, token, room_id)
-        counts = {}
-        for name in Cycle.STEPS:
-            with log.capturing() as statements:
-                await cycle.step(name)
-            counts[name] = len(statements)
-        log.close()
-        return counts
-    finally:
-        await engine.dispose()
+                def record(_kind: str, _started: float, _ended: float) -> None:
+                    now = _lines(log)
+                    counts[STEP_NAMES[len(counts)]] = now - before[0]
+                    before[0] = now
+
+                await pair.cycle(record, float("inf"))
+            finally:
+                await pair.aclose()
+            return counts
+
+
+def _lines(path: Path) -> int:
+    return path.read_text().count("\n") if path.exists() else 0
 
 
 @dataclass
 class Report:
     results: list[Result]
     app_counts: dict[str, int]
-    direct_counts: dict[str, int]
+    typename: Result
     workers_result: Result | None = None
     details: str = ""
 
@@ -609,7 +302,13 @@ async def measure(
                 for mode in ("graphql", "direct")
                 for n in levels
             }
-            extra = await make_rooms(http, 1, "count-")
+            floor_n = 10 if 10 in levels else max(levels)
+            floor = [TypenamePair(http, t) for t, _ in rooms[("graphql", floor_n)]]
+            meter = CpuMeter(server.pid, database_name(db_url))
+            try:
+                typename = await drive("typename", floor, warmup, seconds, meter)
+            finally:
+                await asyncio.gather(*(p.aclose() for p in floor))
             for n in levels:
                 pairs = [GraphQLPair(http, t, r) for t, r in rooms[("graphql", n)]]
                 meter = CpuMeter(server.pid, database_name(db_url))
@@ -617,16 +316,14 @@ async def measure(
                     results.append(await drive("graphql", pairs, warmup, seconds, meter))
                 finally:
                     await asyncio.gather(*(p.aclose() for p in pairs))
-        app_counts = await app_statement_counts(db_url, *extra[0])
-        direct_counts: dict[str, int] = {}
+        app_counts = await app_statement_counts(db_url)
         pool = await Connections.open(db_url, min(max(levels), APP_POOL))
         try:
             for n in levels:
                 pool_n = Connections(pool.conns[: min(n, APP_POOL)])
-                direct = [DirectPair(pool_n, t, r) for t, r in rooms[("direct", n)]]
+                direct = [MinimalPair(pool_n, t, r) for t, r in rooms[("direct", n)]]
                 meter = CpuMeter(None, database_name(db_url))
                 results.append(await drive("direct", direct, warmup, seconds, meter))
-                direct_counts = direct[0].counts
         finally:
             await pool.close()
         workers_result = None
@@ -641,7 +338,7 @@ async def measure(
                     workers_result = await drive("graphql", pairs, warmup, seconds, meter)
                 finally:
                     await asyncio.gather(*(p.aclose() for p in pairs))
-    return Report(results, app_counts, direct_counts, workers_result)
+    return Report(results, app_counts, typename, workers_result)
 
 
 def _find(results: list[Result], mode: str, pairs: int) -> Result:
@@ -692,22 +389,16 @@ def detail_table(report: Report) -> str:
         "direct p99",
     )
     counts = ", ".join(
-        f"{name} {report.app_counts.get(name, '?')}/{report.direct_counts.get(name, '?')}"
-        for name in (
-            "sendMessage",
-            "claimTask",
-            "sendHandoff (to agent)",
-            "claimTask (handoff)",
-            "sendHandoff (to user)",
-        )
+        f"{name} {report.app_counts.get(name, '?')}/{STATEMENTS_PER_STEP}" for name in STEP_NAMES
     )
     cpu_lines = [
         f"  {r.mode} {r.pairs} pair(s){' (2 workers)' if r is report.workers_result else ''}: "
         f"{r.cpu_text()}"
-        for r in [*report.results, *filter(None, [report.workers_result])]
+        for r in [report.typename, *report.results, *filter(None, [report.workers_result])]
     ]
     return (
-        f"throughput: {database_description()}; statements per step app/direct: {counts}\n"
+        f"throughput: {database_description()}; statements per step app/minimal "
+        f"(authentication included, BEGIN/COMMIT not): {counts}\n"
         + format_table(headers, rows)
         + "\n"
         + "\n".join(cpu_lines)
@@ -744,6 +435,29 @@ def summary_rows(report: Report) -> list[Row]:
                 g.p99[kind] < HANDOFF_P99_TARGET if target else None,
             )
         )
+    floor = report.typename.server_ms_per_op
+    for n in levels:
+        per_mutation = _find(report.results, "graphql", n).server_ms_per_op
+        ratio = per_mutation / floor if floor else 0.0
+        rows.append(
+            Row(
+                f"server CPU per mutation, {n} pair{'s' if n > 1 else ''} (vs `{{ __typename }}`)",
+                f"{per_mutation:.2f} ms",
+                f"{floor:.2f} ms ({report.typename.pairs} pairs)",
+                f"{ratio:.2f}x (<= {CPU_RATIO_TARGET}x)",
+                ratio <= CPU_RATIO_TARGET if floor else None,
+            )
+        )
+    most = max(report.app_counts.values(), default=0)
+    rows.append(
+        Row(
+            "statements per mutation, authentication included (most of the 5 steps)",
+            str(most),
+            f"{STATEMENTS_PER_STEP} (minimal)",
+            f"<= {STATEMENTS_TARGET}",
+            most <= STATEMENTS_TARGET if report.app_counts else None,
+        )
+    )
     if report.workers_result is not None:
         w = report.workers_result
         rows.append(

@@ -5,9 +5,12 @@ Driver errors that mean "the database refused this" are translated here, in one 
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -29,13 +32,30 @@ def to_libpq_url(url: str) -> str:
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
+# For the benchmarks: a file to which every statement the engine sends is appended (its first
+# line, parameters never), so a run can count statements per request, authentication included.
+STATEMENT_LOG_ENV = "CHATROOM_STATEMENT_LOG"
+
+
 def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         to_asyncpg_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_pre_ping=True,
     )
+    if path := os.environ.get(STATEMENT_LOG_ENV):
+        _log_statements(engine, path)
+    return engine
+
+
+def _log_statements(engine: AsyncEngine, path: str) -> None:
+    out = open(path, "a", buffering=1)  # noqa: SIM115 - lives as long as the engine
+
+    def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        out.write(" ".join(statement.split())[:120] + "\n")
+
+    event.listen(engine.sync_engine, "before_cursor_execute", before)
 
 
 class Database:

@@ -65,12 +65,21 @@ class Runner:
             f"serving {', '.join(roles)} in room {self.config.room_id} with "
             f"{self.config.harness.name} in {self.config.workdir} (Ctrl-C stops)"
         )
-        self._tasks = [asyncio.create_task(slot.run()) for slot in self.slots]
+        self._tasks = [asyncio.create_task(self._serve(slot)) for slot in self.slots]
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
         await self._close()
+
+    async def _serve(self, slot: Slot) -> None:
+        """A slot that fails for a reason nobody foresaw says so and stops; the others go on."""
+        try:
+            await slot.run()
+        except Exception as exc:
+            slot.last_error = f"{type(exc).__name__}: {exc}"
+            slot.state = SlotState.STOPPED
+            self._report(slot, f"STOPPED after an unexpected error ({slot.last_error})")
 
     async def shutdown(self) -> None:
         """Stop every harness gracefully, then the slots; revoke their tokens."""

@@ -43,10 +43,8 @@ def test_every_flag_is_in_the_clis_help(name: str, tmp_path: Path) -> None:
         help_text = done.stdout + done.stderr  # opencode prints its help on stderr
         assert "Usage" in help_text or "usage" in help_text or "Options" in help_text, help_text
         listed = set(re.findall(r"(?<![\w-])(--?[A-Za-z][\w-]*)", help_text))
-        if "--" in inv.argv:  # everything after `--` is the message, not flags
-            flags_part = inv.argv[: inv.argv.index("--")]
-        else:
-            flags_part = inv.argv
+        # Everything after `--` is the message, not flags.
+        flags_part = inv.argv[: inv.argv.index("--")] if "--" in inv.argv else inv.argv
         for word in flags_part[1:]:
             if word.startswith("-") and word != "-":
                 flag = word.split("=", 1)[0]

@@ -5,7 +5,7 @@ its prompt says: it finds the commands the runner printed (the classification li
 is one, and the ``task-complete`` heredoc for the target the test routes the role to), answers
 with ``tool_use`` blocks for ``Bash`` that run them one by one, and ends the turn with a short
 text once the last ``tool_result`` comes back. It keeps no state per conversation: what to do
-next is read from the request (how many tool results follow the last prompt), so a resumed
+next is read from the request (which commands were run since the last prompt), so a resumed
 session is answered exactly like a fresh one.
 
 Every request body is kept in ``requests`` so a test can see what the CLI sent (a resumed
@@ -173,16 +173,24 @@ class ScriptedModel:
             default=-1,
         )
         prompt = _text_of(messages[last_prompt]["content"]) if last_prompt >= 0 else ""
-        done = sum(1 for m in messages[last_prompt + 1 :] if _is_tool_result(m))
-        commands = self.plan(prompt).commands
-        if done < len(commands):
+        # What was already run since that prompt (Claude Code may merge consecutive tool
+        # results into one message, so count the commands, not the results).
+        issued = {
+            str((block.get("input") or {}).get("command"))
+            for m in messages[last_prompt + 1 :]
+            if m.get("role") == "assistant" and isinstance(m.get("content"), list)
+            for block in m["content"]
+            if isinstance(block, dict) and block.get("type") == "tool_use"
+        }
+        pending = [c for c in self.plan(prompt).commands if c not in issued]
+        if pending:
             step = len(self.requests)
             return [
                 {
                     "type": "tool_use",
                     "id": f"toolu_{step:06d}",
                     "name": "Bash",
-                    "input": {"command": commands[done], "description": "run the next step"},
+                    "input": {"command": pending[0], "description": "run the next step"},
                 }
             ], "tool_use"
         return [{"type": "text", "text": "Handed off; nothing more to do."}], "end_turn"

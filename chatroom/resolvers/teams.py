@@ -33,6 +33,20 @@ TEMPLATES: dict[str, TeamTemplate] = {
             entry_point="manager",
             description="A full team: the manager plans and routes, specialists build and verify.",
         ),
+        TeamTemplate(
+            id="duo",
+            name="Duo",
+            roles=("planner", "builder"),
+            entry_point="planner",
+            description="A planner who talks to the user, plans and reviews, and a builder.",
+        ),
+        TeamTemplate(
+            id="solo",
+            name="Solo",
+            roles=("solo",),
+            entry_point="solo",
+            description="One agent that takes the user's requests and answers them itself.",
+        ),
     )
 }
 
@@ -40,6 +54,7 @@ CUSTOM_TEAM_ID = "custom"
 
 _PRIORITY = {
     "manager": 1,
+    "planner": 1,
     "architect": 2,
     "builder": 3,
     "frontend-designer": 4,

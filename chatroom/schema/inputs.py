@@ -12,7 +12,7 @@ KEY_HELP = "Retry with the same key to get the first result instead of acting tw
 @strawberry.input
 class CreateChatroomInput:
     team_id: str | None = strawberry.field(
-        default="pair", description="pair or squad; ignored name for custom roles."
+        default="pair", description="pair, squad, duo or solo; ignored for custom roles."
     )
     name: str | None = None
     roles: list[str] | None = strawberry.field(default=None, description="A custom team, in order.")

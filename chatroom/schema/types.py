@@ -207,6 +207,13 @@ class Chatroom:
     last_event_seq: int = strawberry.field(description="Resume roomEvents from here.")
     created_at: datetime
     updated_at: datetime
+    last_origin_message_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field(
+        description="The newest classified user request: the one a follow_up would follow."
+    )
+    async def last_request(self, info: AppInfo) -> Message | None:
+        return await load_message(info, self.last_origin_message_id)
 
     @strawberry.field(description="One per team role, in role-priority order.")
     async def participants(self, info: AppInfo) -> list[Participant]:
@@ -227,6 +234,7 @@ class Chatroom:
             last_event_seq=row.last_event_seq,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            last_origin_message_id=row.last_origin_message_id,
         )
 
 

@@ -13,7 +13,7 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -267,6 +267,42 @@ def await_login(client: Api, request_id: str) -> dict[str, Any]:
 # --- watch ----------------------------------------------------------------------------------
 
 
+async def room_events(
+    client: Api,
+    room_id: str,
+    cursor: int,
+    *,
+    on_drop: Callable[[int], None] | None = None,
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The room's events after `cursor`, then live. After a drop it reconnects with backoff and
+    resumes from the last event yielded (no gaps, no duplicates); raises Unreachable when the
+    retry budget is spent. Used by `watch` and by the agent runner."""
+    reconnect = _Reconnect()
+    while True:
+        try:
+            async with client.websocket() as session:
+                reconnect.connected()
+                variables = {"chatroomId": room_id, "afterSeq": cursor}
+                async for result in client.subscribe(session, "RoomEvents", variables):
+                    event = result["roomEvents"]
+                    if event["seq"] <= cursor:
+                        continue  # yielded before the reconnect
+                    cursor = event["seq"]
+                    yield event
+        except ServerRefused as exc:
+            if exc.code not in TRANSIENT:
+                raise
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+        delay = reconnect.next_delay()
+        if delay is None:
+            raise client.unreachable("the connection dropped", reconnect.budget)
+        if on_drop is not None:
+            on_drop(cursor)
+        await asyncio.sleep(delay)
+
+
 def follow_room(
     client: Api,
     room_id: str,
@@ -282,32 +318,14 @@ def follow_room(
     state = {"cursor": cursor, "seen": 0}
 
     async def follow() -> None:
-        reconnect = _Reconnect()
-        while True:
-            try:
-                async with client.websocket() as session:
-                    reconnect.connected()
-                    variables = {"chatroomId": room_id, "afterSeq": state["cursor"]}
-                    async for result in client.subscribe(session, "RoomEvents", variables):
-                        event = result["roomEvents"]
-                        if event["seq"] <= state["cursor"]:
-                            continue  # handled before the reconnect
-                        on_event(event)
-                        state["cursor"] = event["seq"]
-                        state["seen"] += 1
-                        if count is not None and state["seen"] >= count:
-                            return
-            except ServerRefused as exc:
-                if exc.code not in TRANSIENT:
-                    raise
-            except Exception as exc:
-                if not is_connection_error(exc):
-                    raise
-            delay = reconnect.next_delay()
-            if delay is None:
-                raise client.unreachable("the connection dropped", reconnect.budget)
-            on_drop(state["cursor"])
-            await asyncio.sleep(delay)
+        events = room_events(client, room_id, cursor, on_drop=on_drop)
+        async with contextlib.aclosing(events):  # closes the websocket on an early return
+            async for event in events:
+                on_event(event)
+                state["cursor"] = event["seq"]
+                state["seen"] += 1
+                if count is not None and state["seen"] >= count:
+                    return
 
     async def main() -> None:
         await run_stoppable(follow(), seconds)

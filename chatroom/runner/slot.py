@@ -22,10 +22,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from chatroom.cli.client import Api, Backoff, is_connection_error
+from chatroom.cli.client import Api, Backoff
 from chatroom.cli.config import Target
 from chatroom.cli.errors import ServerRefused, Unreachable
-from chatroom.cli.live import TRANSIENT, Waiter
+from chatroom.cli.live import TRANSIENT, Waiter, room_events
 from chatroom.cli.render import RoleInfo
 from chatroom.runner.activity import ActivityReporter
 from chatroom.runner.harnesses import Harness, Turn
@@ -302,14 +302,11 @@ class Slot:
         """Wait until the task is no longer this role's (completed, cancelled, released)."""
         room = await self.client.acall("Chatroom", {"id": self.config.room_id})
         cursor = room["chatroom"]["lastEventSeq"]
-        backoff = Backoff(RECONNECT_SECONDS)
-        while await self._still_ours(task_id):
-            variables = {"chatroomId": self.config.room_id, "afterSeq": cursor}
+        while await self._still_ours(task_id):  # read after the cursor: no change is missed
+            events = room_events(self.client, self.config.room_id, cursor)
             try:
-                async with self.client.websocket() as ws:
-                    backoff.reset(RECONNECT_SECONDS)
-                    async for result in self.client.subscribe(ws, "RoomEvents", variables):
-                        event = result["roomEvents"]
+                async with contextlib.aclosing(events):
+                    async for event in events:
                         cursor = event["seq"]
                         task = event.get("task") or {}
                         if task.get("id") == task_id and (
@@ -317,13 +314,8 @@ class Slot:
                             or task.get("assignedTo") != self.role
                         ):
                             return
-            except ServerRefused as exc:
-                if exc.code not in TRANSIENT:
-                    raise
-            except Exception as exc:
-                if not is_connection_error(exc):
-                    raise
-            await asyncio.sleep(backoff.next_delay() or MAX_BACKOFF_SECONDS)
+            except Unreachable:
+                await asyncio.sleep(MAX_BACKOFF_SECONDS)  # the server is away: try again
 
     # --- reporting ------------------------------------------------------------------------
 

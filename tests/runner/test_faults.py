@@ -10,6 +10,7 @@ from tests.cli.support import Cli
 from tests.runner.support import (
     RunnerProc,
     agent_command,
+    api,
     feed,
     handoffs,
     start_runner,
@@ -93,6 +94,19 @@ async def test_exit_zero_without_a_handoff_is_nudged_twice_then_needs_attention(
         assert "ending without a handoff" in text  # the output's last lines
         status = await cli.run("agents", "status", room)
         assert "builder: NEEDS_ATTENTION" in status.ok().out
+        # The person decides: cancelling the task frees the slot for the role's next task.
+        waiting = runner.count(r"builder: WAITING")
+        await api(
+            live_server,
+            cli.token(),
+            "mutation($i: TaskRefInput!) { cancelTask(input: $i) { id status } }",
+            i={"chatroomId": room, "taskId": task["id"]},
+        )
+
+        async def waiting_again() -> bool:
+            return runner.count(r"builder: WAITING") > waiting
+
+        await until(waiting_again, "the slot waits again after the task was cancelled")
     finally:
         assert await runner.stop() == 0
 

@@ -88,6 +88,7 @@ class Slot:
     token: str | None = None  # the agent token the harness acts with (room + role only)
     process: HarnessProcess | None = None
     stopping: bool = False
+    _reported: bool = False  # the current run's harness reported its session id
 
     # --- life -----------------------------------------------------------------------------
 
@@ -182,6 +183,11 @@ class Slot:
             crashed = not ended.timed_out and ended.code != 0
             if crashed:
                 self.last_error = why
+                if session and not self._reported:
+                    # It died before it could even report its session: the session itself is
+                    # likely what fails (gone, or unreadable). The next try starts a new one.
+                    self.sessions.put(key, None)
+                    session = None
                 if self._failed():
                     self._set(SlotState.CIRCUIT_OPEN, f"{CIRCUIT_FAILURES} failures in 10 minutes")
                     await self._tell_room(task_id, "its circuit opened", why, ended.tail)
@@ -217,14 +223,17 @@ class Slot:
             model=self.config.model,
         )
         reporter = ActivityReporter(lambda line: self._activity(line))
+        self._reported = False
 
         def on_line(line: str) -> None:
             event = json_event(line)
             if event is None:
                 return
             found = harness.session_of(event)
-            if found and found != self.sessions.get(key):
-                self.sessions.put(key, found)
+            if found:
+                self._reported = True
+                if found != self.sessions.get(key):
+                    self.sessions.put(key, found)
             line_text = harness.activity_of(event)
             if line_text:
                 reporter.report(line_text)

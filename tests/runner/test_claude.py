@@ -4,7 +4,9 @@ stand-in), through the pair flow for two queued requests with nobody acting afte
 
 from __future__ import annotations
 
+import asyncio
 import json
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,3 +100,66 @@ async def test_fresh_session_starts_a_new_claude_session_per_task(
     assert "resuming session" not in out
     second = model.prompts_containing("Second: add a farewell.")
     assert second and not any("First: add a greeting." in json.dumps(r["messages"]) for r in second)
+
+
+async def test_a_sigkilled_runner_resumes_the_claude_session_of_the_task(
+    live_server: LiveServer, cli: Cli, workdir: Path, tmp_path: Path
+) -> None:
+    model = ScriptedModel(route={"builder": "reviewer"}, hold="HOLD-THIS-ONE").start()
+    try:
+        env = _claude_env(model, tmp_path / "h")
+        room = await cli.create_room()
+        args = ("--harness=claude", f"--workdir={workdir}", "--role=builder")
+        first = await start_runner(cli, room, *args, env=env)
+        await cli.send(room, "Build it. HOLD-THIS-ONE")
+        assert await asyncio.to_thread(model.holding.wait, 60), first.out
+        (session,) = (v for k, v in _sessions(cli).items() if f" {room} builder claude" in k)
+        assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
+        second = await start_runner(cli, room, *args, env=env)
+        try:
+            line = await second.line(r"builder: WORKING task \S+ \(resumed after a restart\)")
+            assert f"resuming session {session}" in line
+
+            async def handed_off() -> list[tuple[str, str]]:
+                return handoffs(await feed(live_server, cli.token(), room))
+
+            assert await until(handed_off, "the resumed task was handed off") == [
+                ("builder", "reviewer")
+            ]
+            # The resumed conversation still holds the first prompt.
+            after = model.prompts_containing("You already started this task")
+            assert after and all("HOLD-THIS-ONE" in json.dumps(r["messages"]) for r in after)
+        finally:
+            assert await second.stop() == 0, second.out
+    finally:
+        model.stop()
+
+
+async def test_a_session_claude_cannot_resume_is_replaced_by_a_new_one(
+    live_server: LiveServer, cli: Cli, workdir: Path, tmp_path: Path, model: ScriptedModel
+) -> None:
+    room = await cli.create_room()
+    gone = "5f1d7c1e-0000-4000-8000-000000000000"
+    store = cli.config_dir / "runner" / "sessions.json"
+    store.parent.mkdir(parents=True)
+    store.write_text(json.dumps({f"{live_server.base_url} {room} builder claude": gone}))
+    env = _claude_env(model, tmp_path / "h")
+    runner = await start_runner(
+        cli, room, "--harness=claude", f"--workdir={workdir}", "--role=builder", env=env
+    )
+    try:
+        await cli.send(room, "Build it.")
+        await runner.line(rf"builder: WORKING task \S+, resuming session {gone}")
+        await runner.line(r"builder: BACKOFF it exited with code")
+
+        async def handed_off() -> list[tuple[str, str]]:
+            return handoffs(await feed(live_server, cli.token(), room))
+
+        try:
+            await until(handed_off, "handed off from a new session", limit=20)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{runner.out}") from None
+        assert await handed_off() == [("builder", "reviewer")]
+        assert gone not in _sessions(cli).values()
+    finally:
+        assert await runner.stop() == 0, runner.out

@@ -64,6 +64,11 @@ class ScriptedModel:
 
     route: dict[str, str] = field(default_factory=dict)
     classification: str = "new_feature"
+    # The first request whose prompt holds this text gets no answer until `release` is set
+    # (`holding` says it arrived): an agent caught mid-task, for the kill tests.
+    hold: str | None = None
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
     requests: list[dict[str, Any]] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -138,6 +143,7 @@ class ScriptedModel:
         return self
 
     def stop(self) -> None:
+        self.release.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -173,6 +179,9 @@ class ScriptedModel:
             default=-1,
         )
         prompt = _text_of(messages[last_prompt]["content"]) if last_prompt >= 0 else ""
+        if self.hold and self.hold in prompt and not self.holding.is_set():
+            self.holding.set()
+            self.release.wait()
         # What was already run since that prompt (Claude Code may merge consecutive tool
         # results into one message, so count the commands, not the results).
         issued = {

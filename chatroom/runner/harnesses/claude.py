@@ -42,6 +42,9 @@ class Claude:
         return Invocation(argv, turn.prompt.encode())
 
     def session_of(self, event: dict[str, Any]) -> str | None:
+        # Only the init event: a failed `--resume` still echoes the id in its error result.
+        if (event.get("type"), event.get("subtype")) != ("system", "init"):
+            return None
         value = event.get("session_id")
         return value if isinstance(value, str) and value else None
 

@@ -4,9 +4,11 @@ harness running the scripted agent program in one of its modes."""
 from __future__ import annotations
 
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.cli.support import Cli
+from tests.cli.support import Cli, logged_in, until_waiting
+from tests.conftest import StartServer
 from tests.runner.support import (
     RunnerProc,
     agent_command,
@@ -17,6 +19,7 @@ from tests.runner.support import (
     tasks,
     until,
 )
+from tests.support.pg import PgDatabase
 from tests.support.server import LiveServer
 
 ROUTE = "builder=reviewer"
@@ -193,3 +196,41 @@ async def test_a_sigkilled_runner_started_again_resumes_the_task_and_works_it_on
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_the_runner_rides_out_a_server_restart(
+    tmp_path: Path, db: PgDatabase, start_server: StartServer, workdir: Path
+) -> None:
+    server = await start_server(db.url)
+    cli = await logged_in(server, tmp_path / "cfg")
+    cli.extra_env["CHATROOM_RUNNER_BACKOFF_SECONDS"] = "0.05"
+    room = await cli.create_room()
+    runner = await start_runner(
+        cli,
+        room,
+        "--harness=command",
+        f"--command={agent_command()}",
+        f"--workdir={workdir}",
+        env={"AGENT_ROUTE": "builder=reviewer,reviewer=user"},
+    )
+    try:
+        await until_waiting(server, cli.token(), room, "builder")
+        await server.restart()
+        await cli.send(room, "Build it after the restart.")
+
+        async def done() -> list[tuple[str, str]]:
+            return handoffs(await feed(server, cli.token(), room))
+
+        try:
+            await until(lambda: _count(done, ("reviewer", "user")), "the chain reached the user")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{runner.out}") from None
+        assert await done() == [("builder", "reviewer"), ("reviewer", "user")]
+    finally:
+        assert await runner.stop() == 0, runner.out
+
+
+async def _count(
+    check: Callable[[], Awaitable[list[tuple[str, str]]]], pair: tuple[str, str]
+) -> bool:
+    return pair in await check()

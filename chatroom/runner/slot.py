@@ -66,6 +66,16 @@ class SlotConfig:
     fresh_session: bool = False
 
 
+def left(task: dict[str, Any], role: str) -> bool:
+    """The task is no longer in progress with `role`."""
+    return task.get("status") != "IN_PROGRESS" or task.get("assignedTo") != role
+
+
+def taken_back(task: dict[str, Any], role: str) -> bool:
+    """Left `role` other than by being completed (a handoff completes it)."""
+    return left(task, role) and task.get("status") != "COMPLETED"
+
+
 def backoff_seconds(failures: int) -> float:
     base = DEFAULT_BACKOFF_SECONDS
     with contextlib.suppress(ValueError):
@@ -241,9 +251,24 @@ class Slot:
         self.process = HarnessProcess(
             harness.invocation(turn), env=self._env(), cwd=self.config.workdir, on_line=on_line
         )
+        assert self.task_id is not None
+        running = asyncio.create_task(self.process.run(self.config.task_timeout))
+        watching = asyncio.create_task(self._until_released(self.task_id, taken_back))
         try:
-            return await self.process.run(self.config.task_timeout)
+            await asyncio.wait({running, watching}, return_when=asyncio.FIRST_COMPLETED)
+            released = watching.done() and not watching.cancelled() and watching.exception() is None
+            if released and not running.done():
+                # Interrupted, cancelled or released: nobody may work it now (a handoff, which
+                # completes the task, lets the agent end its turn in peace).
+                self._set(SlotState.WORKING, "the task was taken back: stopping the harness")
+                await self.process.stop()
+            return await running
         finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
+            if not running.done():
+                running.cancel()
+                await asyncio.gather(running, return_exceptions=True)
             reporter.close()
             self.process = None
 
@@ -307,21 +332,23 @@ class Slot:
             self.report(self, f"could not post to the room ({exc.message}); the message was:")
             self.report(self, content)
 
-    async def _until_released(self, task_id: str) -> None:
-        """Wait until the task is no longer this role's (completed, cancelled, released)."""
+    async def _until_released(
+        self, task_id: str, released: Callable[[dict[str, Any], str], bool] | None = None
+    ) -> None:
+        """Wait until the task is no longer this role's (completed, cancelled, released), or
+        until `released(task)` says so for a change to it."""
         room = await self.client.acall("Chatroom", {"id": self.config.room_id})
         cursor = room["chatroom"]["lastEventSeq"]
-        while await self._still_ours(task_id):  # read after the cursor: no change is missed
+        # Read after the cursor, so no change is missed. A watcher with its own test (a run in
+        # progress) follows the changes only.
+        while released is not None or await self._still_ours(task_id):
             events = room_events(self.client, self.config.room_id, cursor)
             try:
                 async with contextlib.aclosing(events):
                     async for event in events:
                         cursor = event["seq"]
                         task = event.get("task") or {}
-                        if task.get("id") == task_id and (
-                            task.get("status") != "IN_PROGRESS"
-                            or task.get("assignedTo") != self.role
-                        ):
+                        if task.get("id") == task_id and (released or left)(task, self.role):
                             return
             except Unreachable:
                 await asyncio.sleep(MAX_BACKOFF_SECONDS)  # the server is away: try again

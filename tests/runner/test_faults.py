@@ -234,3 +234,31 @@ async def _count(
     check: Callable[[], Awaitable[list[tuple[str, str]]]], pair: tuple[str, str]
 ) -> bool:
     return pair in await check()
+
+
+async def test_a_task_taken_back_mid_run_stops_the_harness(
+    live_server: LiveServer, cli: Cli, workdir: Path
+) -> None:
+    room = await cli.create_room()
+    runner = await _builder(cli, room, workdir, "hang")
+    try:
+        await cli.send(room, "Build it.")
+        await until(lambda: _async(bool(_runs(workdir))), "the agent started")
+        task = await _task(live_server, cli, room)
+        waiting = runner.count(r"builder: WAITING")
+        await api(
+            live_server,
+            cli.token(),
+            "mutation($i: TaskRefInput!) { cancelTask(input: $i) { id status } }",
+            i={"chatroomId": room, "taskId": task["id"]},
+        )
+        await runner.line(r"builder: WORKING the task was taken back: stopping the harness")
+
+        async def waiting_again() -> bool:
+            return runner.count(r"builder: WAITING") > waiting
+
+        await until(waiting_again, "the slot waits again")
+        assert len(_runs(workdir)) == 1
+        assert "NEEDS_ATTENTION" not in runner.out
+    finally:
+        assert await runner.stop() == 0, runner.out

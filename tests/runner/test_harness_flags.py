@@ -12,7 +12,17 @@ import pytest
 
 from chatroom.runner.harnesses import make
 from chatroom.runner.harnesses.turn import Turn
-from tests.support.node_tools import node_tool
+from tests.support.node_tools import NODE_TOOLS, node_tool
+
+# opencode comes as its platform's binary package (tools/node/package.json says why).
+OPENCODE = NODE_TOOLS / "node_modules" / "opencode-linux-x64" / "bin" / "opencode"
+
+
+def _executable(name: str) -> Path:
+    if name == "opencode":
+        assert OPENCODE.exists(), f"{OPENCODE} is missing: run scripts/npm-tools (linux-x64 only)"
+        return OPENCODE
+    return node_tool(name)
 
 
 def _turns(tmp_path: Path) -> list[Turn]:
@@ -26,7 +36,7 @@ def _turns(tmp_path: Path) -> list[Turn]:
 @pytest.mark.parametrize("name", ["claude", "codex", "opencode"])
 def test_every_flag_is_in_the_clis_help(name: str, tmp_path: Path) -> None:
     adapter = make(name)
-    exe = node_tool(adapter.executable)
+    exe = _executable(adapter.executable)
     env = {**os.environ, "HOME": str(tmp_path / "home"), "NO_COLOR": "1"}
     (tmp_path / "home").mkdir()
     checked = 0

@@ -133,6 +133,9 @@ class Waiter:
     room_id: str
     role: str
     info: RoleInfo | None = None
+    # True while the role's task is being worked (the agent runner): the waiter only holds the
+    # role, so that a newer waiter's takeover is heard (SUPERSEDED); it claims nothing.
+    guard: bool = False
     _claim: asyncio.Future[None] | None = field(default=None, repr=False)
 
     async def run(self) -> Outcome:
@@ -170,7 +173,7 @@ class Waiter:
             return Outcome("superseded")
         if kind == "INTERRUPT":
             return Outcome("interrupt", delivery)
-        if kind != "TASK" or not delivery.get("task"):
+        if kind != "TASK" or not delivery.get("task") or self.guard:
             return None
         if delivery.get("resumed"):
             return Outcome("task", delivery)  # already ours: no claim

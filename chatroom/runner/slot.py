@@ -98,6 +98,7 @@ class Slot:
     token: str | None = None  # the agent token the harness acts with (room + role only)
     process: HarnessProcess | None = None
     stopping: bool = False
+    superseded: bool = False
     _reported: bool = False  # the current run's harness reported its session id
 
     # --- life -----------------------------------------------------------------------------
@@ -138,6 +139,8 @@ class Slot:
             if outcome.event == "task" and outcome.delivery and waiter.info:
                 self.role = waiter.info.role
                 await self._work(waiter.info, outcome.delivery)
+                if self.superseded:
+                    return
                 if self.state is SlotState.CIRCUIT_OPEN:
                     await asyncio.Event().wait()  # until the runner stops: a person restarts it
 
@@ -183,7 +186,7 @@ class Slot:
             self._set(SlotState.WORKING, f"task {task_id}{resumed}, {how}")
             ended = await self._run_once(prompt, info, session if harness.resumable else None, key)
             session = self.sessions.get(key) if harness.resumable else None
-            if self.stopping:
+            if self.stopping or self.superseded:
                 return
             if not await self._still_ours(task_id):
                 self.task_id = None
@@ -254,6 +257,7 @@ class Slot:
         assert self.task_id is not None
         running = asyncio.create_task(self.process.run(self.config.task_timeout))
         watching = asyncio.create_task(self._until_released(self.task_id, taken_back))
+        guarding = asyncio.create_task(self._superseded())
         try:
             await asyncio.wait({running, watching}, return_when=asyncio.FIRST_COMPLETED)
             released = watching.done() and not watching.cancelled() and watching.exception() is None
@@ -264,8 +268,9 @@ class Slot:
                 await self.process.stop()
             return await running
         finally:
-            watching.cancel()
-            await asyncio.gather(watching, return_exceptions=True)
+            for helper in (watching, guarding):
+                helper.cancel()
+            await asyncio.gather(watching, guarding, return_exceptions=True)
             if not running.done():
                 running.cancel()
                 await asyncio.gather(running, return_exceptions=True)
@@ -295,6 +300,18 @@ class Slot:
         while self.failures and now - self.failures[0] > CIRCUIT_WINDOW_SECONDS:
             self.failures.popleft()
         return len(self.failures) >= CIRCUIT_FAILURES
+
+    async def _superseded(self) -> None:
+        """Hold the role's waiter while the harness works. When a newer waiter (another
+        runner, a `wait-for-message`) takes the role over, stop the harness: the task is the
+        newcomer's to resume, and two processes must never work it."""
+        outcome = await Waiter(self.client, self.config.room_id, self.role, guard=True).run()
+        if outcome.event != "superseded":
+            return  # lost the connection for good: the run goes on, the check after it decides
+        self.superseded = True
+        self._set(SlotState.SUPERSEDED, "another waiter took this role over: stopping the harness")
+        if self.process is not None:
+            await self.process.stop()
 
     # --- asking the server ----------------------------------------------------------------
 

@@ -262,3 +262,28 @@ async def test_a_task_taken_back_mid_run_stops_the_harness(
         assert "NEEDS_ATTENTION" not in runner.out
     finally:
         assert await runner.stop() == 0, runner.out
+
+
+async def test_a_second_runner_for_the_role_takes_over_and_the_first_stops(
+    live_server: LiveServer, cli: Cli, workdir: Path
+) -> None:
+    room = await cli.create_room()
+    first = await _builder(cli, room, workdir, "block-once")
+    await cli.send(room, "Build it.")
+    await until(lambda: _async(bool(_runs(workdir))), "the first runner's agent started")
+    second = await _builder(cli, room, workdir, "block-once")
+    try:
+        await first.line(r"builder: SUPERSEDED another waiter took this role over")
+        assert await first.stop() == 0, first.out  # it ended on its own; stop() just reaps it
+
+        async def handed_off() -> list[tuple[str, str]]:
+            return handoffs(await feed(live_server, cli.token(), room))
+
+        assert await until(handed_off, "the second runner finished the task") == [
+            ("builder", "reviewer")
+        ]
+        runs = _runs(workdir)
+        assert len(runs) == 2 and runs[0].split()[0] == runs[1].split()[0]
+        await second.line(r"builder: WORKING task \S+ \(resumed after a restart\)")
+    finally:
+        assert await second.stop() == 0, second.out

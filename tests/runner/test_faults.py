@@ -57,10 +57,7 @@ async def test_a_harness_that_exits_non_zero_is_restarted_and_finishes(
         await cli.send(room, "Build it.")
         await runner.line(r"builder: BACKOFF it exited with code 1; restarting")
 
-        async def handed_off() -> bool:
-            return handoffs(await feed(live_server, cli.token(), room)) == [("builder", "reviewer")]
-
-        await until(handed_off, "the builder handed off after its restart")
+        await until(_handed_off(live_server, cli, room), "the builder handed off after restarting")
         assert len(_runs(workdir)) == 2
     finally:
         assert await runner.stop() == 0
@@ -99,17 +96,12 @@ async def test_exit_zero_without_a_handoff_is_nudged_twice_then_needs_attention(
         assert "builder: NEEDS_ATTENTION" in status.ok().out
         # The person decides: cancelling the task frees the slot for the role's next task.
         waiting = runner.count(r"builder: WAITING")
-        await api(
-            live_server,
-            cli.token(),
-            "mutation($i: TaskRefInput!) { cancelTask(input: $i) { id status } }",
-            i={"chatroomId": room, "taskId": task["id"]},
+        await _cancel(live_server, cli, room, str(task["id"]))
+
+        await until(
+            _more(runner, r"builder: WAITING", waiting),
+            "the slot waits again after the task was cancelled",
         )
-
-        async def waiting_again() -> bool:
-            return runner.count(r"builder: WAITING") > waiting
-
-        await until(waiting_again, "the slot waits again after the task was cancelled")
     finally:
         assert await runner.stop() == 0
 
@@ -158,7 +150,7 @@ async def test_sigterm_stops_the_harness_and_leaves_the_task_with_the_role(
     room = await cli.create_room()
     runner = await _builder(cli, room, workdir, "hang")
     await cli.send(room, "Build it.")
-    await until(lambda: _async(bool(_runs(workdir))), "the agent started")
+    await until(_started(workdir), "the agent started")
     assert await runner.stop(signal.SIGTERM) == 0
     assert "stopping: the agents get SIGTERM" in runner.out
     task = await _task(live_server, cli, room)
@@ -172,18 +164,13 @@ async def test_a_sigkilled_runner_started_again_resumes_the_task_and_works_it_on
     room = await cli.create_room()
     first = await _builder(cli, room, workdir, "block-once")
     await cli.send(room, "Build it.")
-    await until(lambda: _async(bool(_runs(workdir))), "the agent started")
+    await until(_started(workdir), "the agent started")
     assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
     second = await _builder(cli, room, workdir, "block-once")
     try:
         await second.line(r"builder: WORKING task \S+ \(resumed after a restart\)")
 
-        async def handed_off() -> list[tuple[str, str]]:
-            return handoffs(await feed(live_server, cli.token(), room))
-
-        assert await until(handed_off, "the resumed task was handed off") == [
-            ("builder", "reviewer")
-        ]
+        await until(_handed_off(live_server, cli, room), "the resumed task was handed off")
         runs = _runs(workdir)
         assert len(runs) == 2 and runs[0].split()[0] == runs[1].split()[0]
         task = next(
@@ -194,8 +181,36 @@ async def test_a_sigkilled_runner_started_again_resumes_the_task_and_works_it_on
         assert await second.stop() == 0
 
 
-async def _async(value: bool) -> bool:
-    return value
+def _handed_off(server: LiveServer, cli: Cli, room: str) -> Callable[[], Awaitable[bool]]:
+    """A check: the builder's one handoff (to the reviewer) is the room's only one."""
+
+    async def check() -> bool:
+        return handoffs(await feed(server, cli.token(), room)) == [("builder", "reviewer")]
+
+    return check
+
+
+def _started(workdir: Path) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return bool(_runs(workdir))
+
+    return check
+
+
+def _more(runner: RunnerProc, pattern: str, before: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return runner.count(pattern) > before
+
+    return check
+
+
+async def _cancel(server: LiveServer, cli: Cli, room: str, task_id: str) -> None:
+    await api(
+        server,
+        cli.token(),
+        "mutation($i: TaskRefInput!) { cancelTask(input: $i) { id status } }",
+        i={"chatroomId": room, "taskId": task_id},
+    )
 
 
 async def test_the_runner_rides_out_a_server_restart(
@@ -243,21 +258,13 @@ async def test_a_task_taken_back_mid_run_stops_the_harness(
     runner = await _builder(cli, room, workdir, "hang")
     try:
         await cli.send(room, "Build it.")
-        await until(lambda: _async(bool(_runs(workdir))), "the agent started")
+        await until(_started(workdir), "the agent started")
         task = await _task(live_server, cli, room)
         waiting = runner.count(r"builder: WAITING")
-        await api(
-            live_server,
-            cli.token(),
-            "mutation($i: TaskRefInput!) { cancelTask(input: $i) { id status } }",
-            i={"chatroomId": room, "taskId": task["id"]},
-        )
+        await _cancel(live_server, cli, room, str(task["id"]))
         await runner.line(r"builder: WORKING the task was taken back: stopping the harness")
 
-        async def waiting_again() -> bool:
-            return runner.count(r"builder: WAITING") > waiting
-
-        await until(waiting_again, "the slot waits again")
+        await until(_more(runner, r"builder: WAITING", waiting), "the slot waits again")
         assert len(_runs(workdir)) == 1
         assert "NEEDS_ATTENTION" not in runner.out
     finally:
@@ -270,18 +277,13 @@ async def test_a_second_runner_for_the_role_takes_over_and_the_first_stops(
     room = await cli.create_room()
     first = await _builder(cli, room, workdir, "block-once")
     await cli.send(room, "Build it.")
-    await until(lambda: _async(bool(_runs(workdir))), "the first runner's agent started")
+    await until(_started(workdir), "the first runner's agent started")
     second = await _builder(cli, room, workdir, "block-once")
     try:
         await first.line(r"builder: SUPERSEDED another waiter took this role over")
         assert await first.stop() == 0, first.out  # it ended on its own; stop() just reaps it
 
-        async def handed_off() -> list[tuple[str, str]]:
-            return handoffs(await feed(live_server, cli.token(), room))
-
-        assert await until(handed_off, "the second runner finished the task") == [
-            ("builder", "reviewer")
-        ]
+        await until(_handed_off(live_server, cli, room), "the second runner finished the task")
         runs = _runs(workdir)
         assert len(runs) == 2 and runs[0].split()[0] == runs[1].split()[0]
         await second.line(r"builder: WORKING task \S+ \(resumed after a restart\)")

@@ -10,7 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import text
 from starlette.applications import Starlette
@@ -21,8 +21,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.types import ExecutionResult
 
 from chatroom.config import settings
 from chatroom.db.feed import FeedCache
@@ -30,7 +32,7 @@ from chatroom.db.listener import Hub, Listener
 from chatroom.db.migrate import upgrade_to_head
 from chatroom.db.session import Database, create_engine
 from chatroom.resolvers import delivery
-from chatroom.schema import web
+from chatroom.schema import http_media, web
 from chatroom.schema.build import schema
 from chatroom.schema.context import RequestContext
 from chatroom.schema.limits import BodyLimit, RateLimiter, WebSocketLimits, bearer_token
@@ -56,6 +58,34 @@ class ChatroomGraphQL(GraphQL[RequestContext, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         page = await web.graphiql_page(request)
         return page if page is not None else await super().render_graphql_ide(request)
+
+    # GraphQL over HTTP media types (chatroom.schema.http_media): the sub-response carries the
+    # negotiated type from the request to create_response, which Strawberry gives no request.
+    async def get_sub_response(self, request: Request | WebSocket) -> Response:
+        sub_response = await super().get_sub_response(request)
+        sub_response.media_type = http_media.response_media_type(request.headers.get("accept"))
+        request.state.sub_response = sub_response
+        return sub_response
+
+    async def process_result(
+        self, request: Request, result: ExecutionResult
+    ) -> GraphQLHTTPResponse:
+        response = await super().process_result(request, result)
+        sub_response = request.state.sub_response
+        if sub_response.media_type == http_media.GRAPHQL_RESPONSE_JSON and (
+            http_media.is_request_error(result)
+        ):
+            sub_response.status_code = 400
+            return cast("GraphQLHTTPResponse", http_media.answer_request_error(dict(response)))
+        return response
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Response
+    ) -> Response:
+        response = super().create_response(response_data, sub_response)
+        media_type = sub_response.media_type or http_media.JSON
+        response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        return response
 
 
 class _IgnoreClientGone(logging.Filter):

@@ -294,3 +294,93 @@ class IdempotencyRecord(SQLModel, table=True):
     request_hash: str = Field(max_length=64)
     response: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     created_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+
+
+class MemberRole(StrEnum):
+    """What a room's owner grants another account: members act in the room as the owner
+    does (except managing members); viewers only read."""
+
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+
+class Account(SQLModel, table=True):
+    """A user who can sign in with a username and password. Guests are users without an
+    account row; upgrading a guest adds the row and keeps the user (and its rooms)."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (
+        # Usernames are unique case-insensitively: "Ada" and "ada" are one account.
+        Index("uq_accounts_username_lower", text("lower(username)"), unique=True),
+    )
+
+    user_id: uuid.UUID = Field(primary_key=True, foreign_key="users.id", ondelete="CASCADE")
+    username: str = Field(max_length=32)
+    # Argon2id (pwdlib), the encoded form carrying its own salt and parameters.
+    password_hash: str = Field(sa_type=Text)
+    is_admin: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+
+
+class SignupInvite(SQLModel, table=True):
+    """One account's worth of signup under CHATROOM_SIGNUP=invite. Only the code's SHA-256
+    is stored."""
+
+    __tablename__ = "signup_invites"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    code_hash: str = Field(max_length=64, unique=True)
+    created_by: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+    expires_at: datetime = Field(sa_type=TZ)
+    used_by: uuid.UUID | None = Field(default=None, foreign_key="users.id", ondelete="SET NULL")
+    used_at: datetime | None = Field(default=None, sa_type=TZ)
+
+
+class RoomMember(SQLModel, table=True):
+    """Another account's place in a room (the owner is not listed here: chatrooms.owner_id)."""
+
+    __tablename__ = "room_members"
+    __table_args__ = (
+        UniqueConstraint("chatroom_id", "user_id"),
+        _in_check("role", MemberRole, "role"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    chatroom_id: uuid.UUID = Field(foreign_key="chatrooms.id", ondelete="CASCADE")
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    role: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+
+
+class RoomInvite(SQLModel, table=True):
+    """A link that makes whoever accepts it a member or viewer of a room, until it expires
+    or has been used max_uses times. Only the code's SHA-256 is stored."""
+
+    __tablename__ = "room_invites"
+    __table_args__ = (
+        _in_check("role", MemberRole, "role"),
+        CheckConstraint("max_uses >= 1", name="max_uses_positive"),
+        CheckConstraint("uses BETWEEN 0 AND max_uses", name="uses_within_max"),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    chatroom_id: uuid.UUID = Field(foreign_key="chatrooms.id", index=True, ondelete="CASCADE")
+    code_hash: str = Field(max_length=64, unique=True)
+    role: str = Field(max_length=16)
+    created_by: uuid.UUID = Field(foreign_key="users.id", ondelete="CASCADE")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+    expires_at: datetime = Field(sa_type=TZ)
+    max_uses: int = Field(default=1)
+    uses: int = Field(default=0)
+
+
+class SignInThrottle(SQLModel, table=True):
+    """Failed sign-ins counted per key ("account:<lower username>" or "address:<ip>"), in the
+    database so every server process shares the limit."""
+
+    __tablename__ = "sign_in_throttles"
+
+    key: str = Field(primary_key=True, max_length=200)
+    failures: int = Field(default=0)
+    window_started_at: datetime = Field(default_factory=utcnow, sa_type=TZ)

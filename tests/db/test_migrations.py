@@ -108,3 +108,63 @@ async def test_each_migration_steps_down_and_up(fresh_db) -> None:
         await alembic(command.upgrade, config, "+1")
         assert await schema_of(db.url) == before, f"revision {revision.revision} round trip"
         await alembic(command.downgrade, config, "-1")
+
+
+async def test_guest_rooms_survive_the_accounts_migration(fresh_db) -> None:
+    """A database made before accounts (revision 0003, guests only) upgrades to head with
+    every guest, session and room intact, and guests have no account row."""
+    db = await fresh_db()
+    config = alembic_config(db.url)
+    await alembic(command.downgrade, config, "0003")
+    await dbutil.fetch(
+        db.url,
+        """
+        WITH u AS (
+            INSERT INTO users (id, display_name, created_at)
+            SELECT gen_random_uuid(), 'guest ' || n, now() FROM generate_series(1, 3) n
+            RETURNING id, display_name
+        ), s AS (
+            INSERT INTO sessions (id, user_id, token_hash, created_at, last_used_at, expires_at)
+            SELECT gen_random_uuid(), id, md5(id::text) || md5(display_name), now(), now(),
+                   now() + interval '1 day' FROM u RETURNING user_id
+        )
+        INSERT INTO chatrooms (id, owner_id, name, status, team_id, team_name, team_roles,
+                               entry_point, next_queue_position, last_message_seq,
+                               last_event_seq, created_at, updated_at)
+        SELECT gen_random_uuid(), user_id, 'room of ' || user_id, 'active', 'duo', 'Duo',
+               ARRAY['planner', 'coder'], 'planner', 0, 0, 0, now(), now() FROM s
+        """,
+    )
+    snapshot_sql = (
+        "SELECT c.id, c.name, c.owner_id, u.display_name, s.token_hash FROM chatrooms c"
+        " JOIN users u ON u.id = c.owner_id JOIN sessions s ON s.user_id = u.id ORDER BY c.id"
+    )
+    before = [tuple(r) for r in await dbutil.fetch(db.url, snapshot_sql)]
+    assert len(before) == 3
+
+    await alembic(command.upgrade, config, "head")
+    assert [tuple(r) for r in await dbutil.fetch(db.url, snapshot_sql)] == before
+    assert await dbutil.fetch(db.url, "SELECT * FROM accounts") == []
+    assert await dbutil.fetch(db.url, "SELECT * FROM room_members") == []
+
+    # Down past accounts and up again: the guest rooms are still there.
+    await alembic(command.downgrade, config, "0003")
+    assert [tuple(r) for r in await dbutil.fetch(db.url, snapshot_sql)] == before
+    await alembic(command.upgrade, config, "head")
+    assert [tuple(r) for r in await dbutil.fetch(db.url, snapshot_sql)] == before
+    await alembic(command.check, config)
+
+
+async def test_usernames_are_unique_case_insensitively(db: PgDatabase) -> None:
+    rows = await dbutil.fetch(
+        db.url,
+        "INSERT INTO users (id, display_name, created_at) VALUES"
+        " (gen_random_uuid(), 'a', now()), (gen_random_uuid(), 'b', now()) RETURNING id",
+    )
+    insert = (
+        "INSERT INTO accounts (user_id, username, password_hash, is_admin, created_at)"
+        " VALUES ($1, $2, 'x', false, now())"
+    )
+    await dbutil.fetch(db.url, insert, rows[0]["id"], "Ada")
+    with pytest.raises(Exception, match="uq_accounts_username_lower"):
+        await dbutil.fetch(db.url, insert, rows[1]["id"], "ada")

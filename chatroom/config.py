@@ -28,6 +28,9 @@ class Settings:
     allowed_origins: tuple[str, ...]  # CHATROOM_ALLOWED_ORIGINS (none)
     # Origins allowed by CORS for HTTP; CORS is off unless set.
     cors_origins: tuple[str, ...]  # CHATROOM_CORS_ORIGINS (none)
+    # /metrics in Prometheus format; off unless set. The token guards it (see docs/operations.md).
+    metrics: bool  # CHATROOM_METRICS (off; 1 turns it on)
+    metrics_token: str | None  # CHATROOM_METRICS_TOKEN (none: loopback, unproxied requests only)
 
 
 def _seconds(name: str, default: float) -> timedelta:
@@ -61,4 +64,6 @@ def settings() -> Settings:
         mutation_burst=int(_number("CHATROOM_MUTATION_BURST", 200)),
         allowed_origins=_list("CHATROOM_ALLOWED_ORIGINS"),
         cors_origins=_list("CHATROOM_CORS_ORIGINS"),
+        metrics=os.environ.get("CHATROOM_METRICS", "") not in ("", "0"),
+        metrics_token=os.environ.get("CHATROOM_METRICS_TOKEN") or None,
     )

@@ -32,7 +32,7 @@ from chatroom.db.listener import Hub, Listener
 from chatroom.db.migrate import upgrade_to_head
 from chatroom.db.session import Database, create_engine
 from chatroom.resolvers import delivery
-from chatroom.schema import http_media, web
+from chatroom.schema import http_media, metrics, web
 from chatroom.schema.build import schema
 from chatroom.schema.context import RequestContext
 from chatroom.schema.limits import BodyLimit, RateLimiter, WebSocketLimits, bearer_token
@@ -149,6 +149,8 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
         app.state.hub.on_unwatched = app.state.feeds.forget
         app.state.rate_limiter = RateLimiter(config.mutations_per_second, config.mutation_burst)
         app.state.listener = Listener(db_url, app.state.hub)
+        if config.metrics:
+            metrics.watch_app(app.state)
         background = [
             asyncio.create_task(app.state.listener.run(), name="listener"),
             asyncio.create_task(
@@ -217,6 +219,7 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
         middleware=middleware,
         routes=[
             Route("/healthz", healthz),
+            *([Route("/metrics", metrics.metrics_endpoint)] if config.metrics else []),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             *web.web_routes(),

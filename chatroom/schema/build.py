@@ -22,6 +22,7 @@ from strawberry.types.graphql import OperationType
 
 from chatroom.config import settings
 from chatroom.schema.errors import CodedErrors
+from chatroom.schema.metrics import OperationMetrics
 from chatroom.schema.mutation import Mutation
 from chatroom.schema.query import Query
 from chatroom.schema.subscription import Subscription
@@ -97,6 +98,7 @@ schema = ChatroomSchema(
     mutation=Mutation,
     subscription=Subscription,
     extensions=[
+        OperationMetrics,
         lambda: MaxTokensLimiter(max_token_count=settings().max_query_tokens),
         CachedParse,
         _limits,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.support.pg import TEMPLATE_PREFIX, PgDatabase, PgServer
-from tests.support.server import LiveServer
+from tests.support.server import LOG_PATHS, TOKEN_SHAPE, LiveServer
 
 # Embedded PostgreSQL allows 100 connections in all; the server under test has
 # its own pool, so keep in-process test pools small.
@@ -152,3 +152,17 @@ async def start_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
 
 def _log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("server") / "server.log"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_token_in_any_server_log() -> Iterator[None]:
+    """After the whole run: no server log of any test holds a token (SPEC §5: secrets are
+    never logged). Failing here fails the run, naming the log and a prefix of the match."""
+    yield
+    leaks = [
+        f"{path}: {match.group(0)[:10]}..."
+        for path in dict.fromkeys(LOG_PATHS)
+        if path.exists()
+        for match in TOKEN_SHAPE.finditer(path.read_text(errors="replace"))
+    ]
+    assert not leaks, "token-shaped strings in server logs:\n" + "\n".join(leaks)

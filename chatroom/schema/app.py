@@ -32,7 +32,7 @@ from chatroom.db.listener import Hub, Listener
 from chatroom.db.migrate import upgrade_to_head
 from chatroom.db.session import Database, create_engine
 from chatroom.resolvers import delivery
-from chatroom.schema import http_media, metrics, web
+from chatroom.schema import http_media, metrics, request_log, web
 from chatroom.schema.build import schema
 from chatroom.schema.context import RequestContext
 from chatroom.schema.limits import BodyLimit, RateLimiter, WebSocketLimits, bearer_token
@@ -138,6 +138,7 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
     """App factory (uvicorn --factory). Reads DATABASE_URL unless a URL is given."""
     db_url = url or database_url()
     config = settings()
+    request_log.configure()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -25,6 +25,7 @@ from chatroom.schema.errors import CodedErrors
 from chatroom.schema.metrics import OperationMetrics
 from chatroom.schema.mutation import Mutation
 from chatroom.schema.query import Query
+from chatroom.schema.request_log import OperationLog
 from chatroom.schema.subscription import Subscription
 
 
@@ -99,6 +100,7 @@ schema = ChatroomSchema(
     subscription=Subscription,
     extensions=[
         OperationMetrics,
+        OperationLog,
         lambda: MaxTokensLimiter(max_token_count=settings().max_query_tokens),
         CachedParse,
         _limits,

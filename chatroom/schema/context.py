@@ -69,9 +69,16 @@ class RequestContext:
     request_id: str = field(default_factory=lambda: secrets.token_hex(6))
     open_subscriptions: int = 0
     loaders: Loaders | None = None
+    # Who was authenticated for this request (for the request log), once known.
+    user_id: str | None = None
 
     def __post_init__(self) -> None:
         self.loaders = Loaders.for_request(self.db)
+
+    def seen(self, caller: Caller) -> Caller:
+        """Remember the authenticated caller's user for the request log; returns it."""
+        self.user_id = str(caller.user_id)
+        return caller
 
     @contextmanager
     def subscription_slot(self) -> Iterator[None]:

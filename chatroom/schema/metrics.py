@@ -22,6 +22,7 @@ from starlette.responses import PlainTextResponse, Response
 from strawberry.extensions import SchemaExtension
 
 from chatroom.config import settings
+from chatroom.schema.request_log import operation_type
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -61,7 +62,7 @@ class OperationMetrics(SchemaExtension):
         yield
         context = self.execution_context
         name = context.operation_name or "anonymous"
-        kind = context.operation_type.value if context.operation_type else "unknown"
+        kind = operation_type(context) or "unknown"
         REQUESTS.labels(name, kind).inc()
         if kind != "subscription":  # a subscription's operation lasts as long as it is open
             LATENCY.labels(name).observe(time.perf_counter() - started)

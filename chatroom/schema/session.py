@@ -17,17 +17,17 @@ Work = Callable[[AsyncSession, Caller], Awaitable[T]]
 
 async def in_transaction(info: AppInfo, work: Work[T]) -> T:
     async with info.context.db.transaction() as tx:
-        caller = await authenticate(tx, info.context.token)
+        caller = info.context.seen(await authenticate(tx, info.context.token))
         info.context.check_rate(caller)
         return await work(tx, caller)
 
 
 async def in_read(info: AppInfo, work: Work[T]) -> T:
     async with info.context.db.read() as tx:
-        return await work(tx, await authenticate(tx, info.context.token))
+        return await work(tx, info.context.seen(await authenticate(tx, info.context.token)))
 
 
 async def current_caller(info: AppInfo) -> Caller:
     """Who is calling (subscriptions keep it to wake on their session's revocation)."""
     async with info.context.db.read() as tx:
-        return await authenticate(tx, info.context.token)
+        return info.context.seen(await authenticate(tx, info.context.token))

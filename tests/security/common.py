@@ -22,6 +22,7 @@ from gql.transport.exceptions import TransportQueryError
 
 from tests.support import dbutil
 from tests.support.gql_client import Subprotocol, gql_http, gql_ws
+from tests.support.server import TOKEN_SHAPE as SERVER_TOKEN_SHAPE
 from tests.support.server import LiveServer
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
@@ -94,7 +95,7 @@ LOGIN_STATUS = (
 # --- every token a test saw, so the log scan can look for each one ----------------------------
 
 ISSUED_TOKENS: set[str] = set()
-TOKEN_SHAPE = re.compile(r"chr_[A-Za-z0-9_\-]{16,}")
+TOKEN_SHAPE = SERVER_TOKEN_SHAPE
 
 
 def remember(token: str) -> str:

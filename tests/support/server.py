@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,6 +22,11 @@ from pathlib import Path
 import httpx
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# What a token looks like (chatroom.resolvers.auth.TOKEN_PREFIX and 256 random bits): no server
+# log may ever hold one. tests/conftest.py scans every log this run's servers wrote.
+TOKEN_SHAPE = re.compile(r"chr_[A-Za-z0-9_\-]{16,}")
+# Every server log of this test run, for that scan.
+LOG_PATHS: list[Path] = []
 APP_FACTORY = "chatroom.schema.app:create_app"
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -54,6 +60,7 @@ class LiveServer:
         self.db_url = db_url
         self.app = app
         self.log_path = log_path
+        LOG_PATHS.append(log_path)
         self.extra_env: dict[str, str] = dict(extra_env or {})
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None

@@ -3,21 +3,20 @@
 `append_event` numbers the event (the caller holds the room row's lock, so the counter is
 gapless) and queues it on the session; `write_pending_events` writes the whole batch just
 before the transaction commits: one multi-row INSERT and one notification per room, instead of
-three statements per event. The notification carries ids only ("<room id>:<newest seq>") and
-PostgreSQL delivers it only if the transaction commits, so nothing is announced that did not
-happen. Subscribers treat it as a wake-up and re-read the table from their cursor."""
+three statements per event. The notification's format is chatroom/db/notify.py's;
+subscribers treat it as a wake-up and re-read the table from their cursor."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.models import Chatroom, EventKind, RoomEvent, utcnow
+from chatroom.db.notify import notify, room_payload
 
-NOTIFY_CHANNEL = "chatroom_events"
 _PENDING = "chatroom.pending_events"
 
 
@@ -65,4 +64,4 @@ async def write_pending_events(tx: AsyncSession) -> None:
     for event in pending:
         newest[event["chatroom_id"]] = max(event["seq"], newest.get(event["chatroom_id"], 0))
     for room_id, seq in newest.items():
-        await connection.execute(select(func.pg_notify(NOTIFY_CHANNEL, f"{room_id}:{seq}")))
+        await connection.execute(notify(room_payload(room_id, seq)))

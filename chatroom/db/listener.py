@@ -17,8 +17,9 @@ from collections.abc import Callable, Iterator
 
 import asyncpg
 
-from chatroom.db.events import NOTIFY_CHANNEL
+from chatroom.db.notify import NOTIFY_CHANNEL, Topic, parse
 from chatroom.db.session import to_libpq_url
+from chatroom.db.session_cache import SESSIONS
 
 log = logging.getLogger("chatroom.listener")
 
@@ -138,20 +139,25 @@ class Listener:
         self.connected = asyncio.Event()
         self.reconnects = 0
         self.backend_pid: int | None = None
+        SESSIONS.offline(self)  # no cached authentication until this process hears revocations
 
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        """Payloads are ids only: "<room id>:<event seq>", "login:<login request id>" or
-        "session:<revoked session id>"."""
-        head, _, tail = payload.partition(":")
         try:
-            if head in ("login", "session"):
-                self._hub.publish(uuid.UUID(tail), None)
-            else:
-                self._hub.publish(uuid.UUID(head), int(tail))
+            notice = parse(payload)
         except ValueError:
             log.warning("ignored a malformed notification")
+            return
+        if notice.topic == Topic.SESSION:
+            SESSIONS.forget(notice.id)  # before the wake-up: its re-check reads the row
+        self._hub.publish(notice.id, notice.seq)
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            SESSIONS.detach(self)
+
+    async def _run(self) -> None:
         backoff = 0.05
         while True:
             lost = asyncio.Event()
@@ -167,6 +173,7 @@ class Listener:
             try:
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+                SESSIONS.online(self)
                 self.backend_pid = conn.get_server_pid()
                 backoff = 0.05
                 self.connected.set()
@@ -184,6 +191,7 @@ class Listener:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("LISTEN connection lost (%s)", type(exc).__name__)
             finally:
+                SESSIONS.offline(self)
                 self.connected.clear()
                 await _close_quietly(conn)
             self.reconnects += 1

@@ -12,6 +12,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.models import AuthSession, User, utcnow
+from chatroom.db.session_cache import SESSIONS
 from chatroom.resolvers import validation
 from chatroom.resolvers.errors import Unauthenticated
 
@@ -75,15 +76,30 @@ async def mint_session(
     return token, session
 
 
+@dataclass(frozen=True)
+class _Cached:
+    caller: Caller
+    last_used_at: datetime
+
+
 async def authenticate(tx: AsyncSession, token: str | None) -> Caller:
-    """The caller behind a bearer token, or UNAUTHENTICATED with the way to get one."""
+    """The caller behind a bearer token, or UNAUTHENTICATED with the way to get one. Served
+    from the process's session cache when it can be (chatroom/db/session_cache.py says when);
+    a session due for renewal or expiry always goes to the database."""
     if not token:
         raise Unauthenticated(
             "Sign in first: send 'Authorization: Bearer <token>' (create one with the "
             "createGuestSession mutation or `chatroom auth login`)."
         )
+    token_hash = hash_token(token)
+    cached = SESSIONS.get(token_hash)
+    if isinstance(cached, _Cached):
+        now = utcnow()
+        if cached.caller.expires_at > now and now - cached.last_used_at < RENEW_AFTER:
+            return cached.caller
+    generation = SESSIONS.generation
     session = (
-        await tx.exec(select(AuthSession).where(AuthSession.token_hash == hash_token(token)))
+        await tx.exec(select(AuthSession).where(AuthSession.token_hash == token_hash))
     ).first()
     if session is None or session.revoked_at is not None or session.expires_at <= utcnow():
         raise Unauthenticated(
@@ -96,13 +112,21 @@ async def authenticate(tx: AsyncSession, token: str | None) -> Caller:
         session.expires_at = now + SESSION_LIFETIME
         tx.add(session)
         await tx.flush()
-    return Caller(
+    caller = Caller(
         user_id=session.user_id,
         session_id=session.id,
         expires_at=session.expires_at,
         scope_chatroom_id=session.scope_chatroom_id,
         scope_role=session.scope_role,
     )
+    SESSIONS.put(token_hash, session.id, _Cached(caller, session.last_used_at), generation)
+    return caller
+
+
+def forget_session(session_id: uuid.UUID) -> None:
+    """A session this process revokes stops being served from its cache at once (the other
+    processes hear the notification)."""
+    SESSIONS.forget(session_id)
 
 
 async def get_user(tx: AsyncSession, user_id: uuid.UUID) -> User:

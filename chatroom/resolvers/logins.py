@@ -13,11 +13,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.models import AuthSession, CliLoginRequest, LoginStatus, User, utcnow
+from chatroom.db.notify import login_payload, notify
 
 __all__ = ["LoginStatus"]
 from chatroom.resolvers import access, auth, validation
@@ -27,7 +27,6 @@ from chatroom.resolvers.errors import Conflict, NotFound
 LOGIN_LIFETIME = timedelta(minutes=10)
 # No vowels (no words), no look-alikes (0/O, 1/I/L).
 CODE_ALPHABET = "BCDFGHJKMNPQRSTVWXZ23456789"
-LOGIN_NOTIFY_PREFIX = "login"
 USER_CODE_PATTERN = re.compile(r"^[A-Z0-9]{4}-[A-Z0-9]{4}$")
 
 
@@ -44,9 +43,7 @@ def normalize_code(code: str) -> str:
 async def _announce(tx: AsyncSession, request: CliLoginRequest) -> None:
     """Wake the CLI waiting on this request (delivered only if this transaction commits)."""
     connection = await tx.connection()
-    await connection.execute(
-        select(func.pg_notify("chatroom_events", f"{LOGIN_NOTIFY_PREFIX}:{request.id}"))
-    )
+    await connection.execute(notify(login_payload(request.id)))
 
 
 def _current_status(request: CliLoginRequest) -> LoginStatus:
@@ -185,9 +182,10 @@ async def revoke_session(
         session.revoked_at = utcnow()
         tx.add(session)
         await tx.flush()
-        # Wake this session's open subscriptions (on every process): they re-check and end.
-        connection = await tx.connection()
-        await connection.execute(select(func.pg_notify("chatroom_events", f"session:{session.id}")))
+        # This process stops serving it from its cache now; every process (this one too)
+        # hears the sessions_changed trigger's notification at commit, forgets it, and wakes
+        # the session's open subscriptions, which re-check and end.
+        auth.forget_session(session.id)
     return session
 
 

@@ -31,6 +31,8 @@ class Settings:
     # /metrics in Prometheus format; off unless set. The token guards it (see docs/operations.md).
     metrics: bool  # CHATROOM_METRICS (off; 1 turns it on)
     metrics_token: str | None  # CHATROOM_METRICS_TOKEN (none: loopback, unproxied requests only)
+    # Which documents run: off, allow (default) or only (chatroom/schema/trusted_documents.py).
+    trusted_documents: str  # CHATROOM_TRUSTED_DOCUMENTS (allow)
 
 
 def _seconds(name: str, default: float) -> timedelta:
@@ -66,4 +68,6 @@ def settings() -> Settings:
         cors_origins=_list("CHATROOM_CORS_ORIGINS"),
         metrics=os.environ.get("CHATROOM_METRICS", "") not in ("", "0"),
         metrics_token=os.environ.get("CHATROOM_METRICS_TOKEN") or None,
+        trusted_documents=os.environ.get("CHATROOM_TRUSTED_DOCUMENTS", "").strip().lower()
+        or "allow",
     )

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, cast
 
+from graphql import GraphQLError
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -21,7 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.async_base_view import AsyncHTTPRequestAdapter
 from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from strawberry.types import ExecutionResult
@@ -32,13 +34,16 @@ from chatroom.db.listener import Hub, Listener
 from chatroom.db.migrate import upgrade_to_head
 from chatroom.db.session import Database, create_engine
 from chatroom.resolvers import delivery
-from chatroom.schema import http_media, metrics, request_log, web
+from chatroom.resolvers.errors import AppError
+from chatroom.schema import http_media, metrics, request_log, trusted_documents, web
 from chatroom.schema.build import schema
 from chatroom.schema.context import RequestContext
 from chatroom.schema.limits import BodyLimit, RateLimiter, WebSocketLimits, bearer_token
 from chatroom.schema.subscription import PRESENCE_INTERVAL
 
 log = logging.getLogger("chatroom")
+# Where parse_http_body keeps a request's documentId until execute_single resolves it.
+DOCUMENT_ID = "chatroom.documentId"
 
 
 class ChatroomGraphQL(GraphQL[RequestContext, None]):
@@ -53,6 +58,40 @@ class ChatroomGraphQL(GraphQL[RequestContext, None]):
             header_token=bearer_token(request.headers.get("authorization")),
             request=request,
             response=response,
+        )
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """A request may name a trusted document by `documentId` instead of sending `query`
+        (chatroom.schema.trusted_documents); the id is kept for execute_single."""
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData) and data.query is None:
+            body = None if request.method == "GET" else await request.get_body()
+            wanted = trusted_documents.request_document_id(body, request.query_params)
+            if wanted is not None:
+                data.extensions = {**(data.extensions or {}), DOCUMENT_ID: wanted}
+        return data
+
+    async def execute_single(
+        self,
+        request: Request,
+        request_adapter: AsyncHTTPRequestAdapter,
+        sub_response: Response,
+        context: RequestContext,
+        root_value: None,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        if request_data.query is None and request_data.extensions:
+            try:
+                request_data.query = trusted_documents.resolve_request(
+                    None, request_data.extensions.pop(DOCUMENT_ID, None)
+                )
+            except AppError as refusal:  # nothing ran: a request error, coded like any other
+                error = GraphQLError(refusal.message, extensions={"code": str(refusal.code)})
+                return ExecutionResult(data=None, errors=[error])
+        return await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
         )
 
     async def render_graphql_ide(self, request: Request) -> Response:
@@ -138,6 +177,7 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
     """App factory (uvicorn --factory). Reads DATABASE_URL unless a URL is given."""
     db_url = url or database_url()
     config = settings()
+    trusted_documents.check_mode()
     request_log.configure()
 
     @asynccontextmanager

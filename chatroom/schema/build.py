@@ -21,6 +21,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType
 
 from chatroom.config import settings
+from chatroom.schema import trusted_documents
 from chatroom.schema.errors import CodedErrors
 from chatroom.schema.metrics import OperationMetrics
 from chatroom.schema.mutation import Mutation
@@ -88,7 +89,8 @@ def _limit_rules(max_depth: int, max_aliases: int) -> tuple[type[ASTValidationRu
 
 def _limits() -> AddValidationRules:
     s = settings()
-    return AddValidationRules(list(_limit_rules(s.max_query_depth, s.max_aliases)))
+    rules = (*_limit_rules(s.max_query_depth, s.max_aliases), *trusted_documents.validation_rules())
+    return AddValidationRules(list(rules))
 
 
 # Parsing and validating a document cost about a quarter of a mutation's server CPU; both are

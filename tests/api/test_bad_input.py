@@ -160,7 +160,15 @@ DOCS: dict[str, str] = {
     ),
     "me": "query { me { id } }",
     "sessions": "query { sessions { id current } }",
+    # accounts (SPEC §12)
+    "signUp": "mutation($input: SignUpInput!) { signUp(input: $input) { token user { id } } }",
+    "signIn": "mutation($input: SignInInput!) { signIn(input: $input) { token user { id } } }",
+    "upgradeGuest": "mutation($input: UpgradeGuestInput!) { upgradeGuest(input: $input) { id } }",
+    "createSignupInvite": "mutation { createSignupInvite { code } }",
 }
+# The world's one account (the server's first, so its admin): for taken-username cases.
+TAKEN = "taken-name"
+PASSWORD = "a fine password"
 
 
 # --- the world the cases run against ---------------------------------------------------------
@@ -234,6 +242,7 @@ async def _insert_session(
 @pytest.fixture(scope="module")
 async def world(live_server: LiveServer, module_db: PgDatabase) -> World:
     s = live_server
+    await _gql(s, None, "signUp", input={"username": TAKEN, "password": PASSWORD})
     guest = await _gql(s, None, "createGuestSession", displayName="Owner A")
     a, a_id = guest["token"], guest["user"]["id"]
     b = (await _gql(s, None, "createGuestSession", displayName="Owner B"))["token"]
@@ -376,6 +385,8 @@ NO_ROOM_AUTH_OPS: dict[str, Vars] = {
     "revokeSession": lambda w: {"sessionId": w.session_b},
     "me": lambda w: {},
     "sessions": lambda w: {},
+    "upgradeGuest": lambda w: {"input": {"username": "fresh-name", "password": PASSWORD}},
+    "createSignupInvite": lambda w: {},
 }
 
 MALFORMED_IDS = {
@@ -759,6 +770,75 @@ SPECIFIC_CASES: list[Case] = [
     # releaseTask
     Case("release-queued", "releaseTask", lambda w: _input(w, taskId=w.t2), "CONFLICT"),
     Case("release-backlog", "releaseTask", lambda w: _input(w, taskId=w.t3), "CONFLICT"),
+    # signUp / signIn (no token needed): refused on shape alone, before any hashing or
+    # counting (a wrong password is tested in tests/accounts: it counts, so it writes)
+    *(
+        Case(f"{op}-{name}", op, lambda w, v=v: {"input": v}, BAD, "none")
+        for op in ("signUp", "signIn")
+        for name, v in (
+            ("short-username", {"username": "ab", "password": PASSWORD}),
+            ("long-username", {"username": "u" * 33, "password": PASSWORD}),
+            ("space-username", {"username": "a b c", "password": PASSWORD}),
+            ("nul-username", {"username": "abc\x00", "password": PASSWORD}),
+            ("empty-username", {"username": "", "password": PASSWORD}),
+            ("short-password", {"username": "someone", "password": "short"}),
+            ("long-password", {"username": "someone", "password": "p" * 1025}),
+            ("nul-password", {"username": "someone", "password": "pass\x00word"}),
+            ("null-password", {"username": "someone", "password": None}),
+            ("unknown-field", {"username": "someone", "password": PASSWORD, "admin": True}),
+        )
+    ),
+    Case(
+        "signIn-lone-surrogate-password",
+        "signIn",
+        lambda w: {"input": {"username": "someone", "password": "pass\ud800word"}},
+        BAD,
+        "none",
+        ascii_json=True,
+    ),
+    Case(
+        "signUp-lone-surrogate-password",
+        "signUp",
+        lambda w: {"input": {"username": "someone", "password": "pass\ud800word"}},
+        BAD,
+        "none",
+        ascii_json=True,
+    ),
+    Case(
+        "signUp-taken-username",
+        "signUp",
+        lambda w: {"input": {"username": TAKEN.upper(), "password": PASSWORD}},
+        BAD,
+        "none",
+    ),
+    Case(
+        "signUp-invite-code-not-string",
+        "signUp",
+        lambda w: {"input": {"username": "someone", "password": PASSWORD, "inviteCode": 7}},
+        BAD,
+        "none",
+    ),
+    # upgradeGuest: A is a guest
+    *(
+        Case(f"upgrade-{name}", "upgradeGuest", lambda w, v=v: {"input": v}, BAD)
+        for name, v in (
+            ("short-username", {"username": "ab", "password": PASSWORD}),
+            ("short-password", {"username": "someone", "password": "short"}),
+            ("long-password", {"username": "someone", "password": "p" * 1025}),
+            ("taken-username", {"username": TAKEN, "password": PASSWORD}),
+            ("missing-password", {"username": "someone"}),
+        )
+    ),
+    Case(
+        "upgrade-agent-token",
+        "upgradeGuest",
+        lambda w: {"input": {"username": "someone", "password": PASSWORD}},
+        "FORBIDDEN",
+        "scoped",
+    ),
+    # createSignupInvite: only the server's admin (A and B are guests)
+    Case("signup-invite-not-admin", "createSignupInvite", lambda w: {}, "FORBIDDEN"),
+    Case("signup-invite-agent-token", "createSignupInvite", lambda w: {}, "FORBIDDEN", "scoped"),
     # requestCliLogin (no token needed)
     Case("login-blank-device", "requestCliLogin", lambda w: {"deviceName": " "}, BAD, "none"),
     Case("login-long-device", "requestCliLogin", lambda w: {"deviceName": LONG_NAME}, BAD, "none"),
@@ -950,7 +1030,8 @@ def test_every_mutation_has_bad_input_cases() -> None:
     assert not missing, f"mutations without bad-input cases here: {missing}"
     # Every mutation a token is needed for is tried without one.
     unauthenticated = {c.field for c in CASES if c.code == "UNAUTHENTICATED"}
-    assert sorted(mutations - unauthenticated) == ["createGuestSession", "requestCliLogin"]
+    public = ["createGuestSession", "requestCliLogin", "signIn", "signUp"]
+    assert sorted(mutations - unauthenticated) == public
     stale = sorted(set(DOCS) - mutations - schema_root_fields("Query"))
     assert not stale, f"documents for fields the schema no longer has: {stale}"
 

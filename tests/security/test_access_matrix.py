@@ -62,6 +62,15 @@ from tests.support.gql_client import gql_ws
 from tests.support.pg import PgDatabase
 from tests.support.server import LiveServer
 
+SIGN_UP = (
+    "mutation($input: SignUpInput!) { signUp(input: $input) { token user { id displayName } } }"
+)
+SIGN_IN = (
+    "mutation($input: SignInInput!) { signIn(input: $input) { token user { id displayName } } }"
+)
+UPGRADE = "mutation($input: UpgradeGuestInput!) { upgradeGuest(input: $input) { id } }"
+SIGNUP_INVITE = "mutation { createSignupInvite { code expiresAt } }"
+
 SDL = build_schema(SCHEMA_FILE.read_text())
 ROOTS = {
     "Query": SDL.query_type,
@@ -71,7 +80,8 @@ ROOTS = {
 SCHEMA_FIELDS = [(root, name) for root, t in ROOTS.items() if t for name in t.fields]
 
 # Fields that need no token at all, listed explicitly.
-PUBLIC = {"createGuestSession", "requestCliLogin", "teams", "cliLoginStatus"}
+PUBLIC = {"createGuestSession", "requestCliLogin", "teams", "cliLoginStatus", "signUp", "signIn"}
+PASSWORD = "matrix password 1"  # of the world's account (the server's first: its admin)
 
 TOKEN_FAILURES = ("none", "garbage", "revoked", "expired")
 AGENTS = ("agent_other_room", "agent_other_role", "agent_own")
@@ -108,6 +118,7 @@ class World:
 
 @pytest.fixture(scope="module")
 async def world(server: LiveServer, module_db: PgDatabase) -> World:
+    await ok(server, None, SIGN_UP, input={"username": "matrix-admin", "password": PASSWORD})
     owner, owner_id = await new_user(server, "owner")
     room = (await new_room(server, owner, name="A's room"))["id"]
     room2 = (await new_room(server, owner, name="A's other room"))["id"]
@@ -169,6 +180,11 @@ async def fresh_code(w: World, caller: str) -> dict[str, Any]:
     """A pending device-login code of its own for each call."""
     req = await ok(w.server, None, REQUEST_LOGIN, d=f"matrix {caller}")
     return {"code": req["userCode"]}
+
+
+async def fresh_account(w: World, caller: str) -> dict[str, Any]:
+    """A username of its own for each call (signUp)."""
+    return {"input": {"username": f"u-{secrets.token_hex(6)}", "password": PASSWORD}}
 
 
 def inputs(**values: Any) -> Vars:
@@ -353,6 +369,11 @@ MATRIX: dict[str, Field] = {
         "room",
         "manage",
     ),
+    "signUp": Field(SIGN_UP, fresh_account, "public"),
+    "signIn": Field(SIGN_IN, inputs(username="matrix-admin", password=PASSWORD), "public"),
+    "upgradeGuest": Field(UPGRADE, lambda w, c: fresh_account(w, c), "account", "manage"),
+    # Only the server's admin mints signup invites: everyone else is refused (FORBIDDEN).
+    "createSignupInvite": Field(SIGNUP_INVITE, const(), "account", "manage"),
     # --- Subscription
     "roomEvents": Field(ROOM_EVENTS, const(c=room_id, after=0), "room"),
     "taskAvailable": Field(TASK_AVAILABLE, const(c=room_id, r="builder"), "room", "role"),
@@ -377,6 +398,8 @@ def expected(name: str, caller: str) -> str:
         return "ok"
     if caller in TOKEN_FAILURES:
         return "UNAUTHENTICATED"
+    if name == "createSignupInvite":
+        return "FORBIDDEN"  # no caller here is the server's admin
     if caller == "other_user":
         if field.kind == "room" or name == "revokeSession":
             return "NOT_FOUND"

@@ -1,5 +1,6 @@
-"""The Starlette app: lifespan (migrations, engine, LISTEN connection, lease sweeper),
-/graphql with GraphiQL and both websocket subprotocols, /healthz."""
+"""The Starlette app: lifespan (migrations, engine, LISTEN connection, the sweeper of
+chatroom/resolvers/sweeper.py), /graphql with GraphiQL and both websocket subprotocols,
+/healthz."""
 
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from chatroom.db.feed import FeedCache
 from chatroom.db.listener import Hub, Listener
 from chatroom.db.migrate import upgrade_to_head
 from chatroom.db.session import Database, create_engine
-from chatroom.resolvers import delivery
+from chatroom.resolvers import sweeper
 from chatroom.resolvers.errors import AppError
 from chatroom.schema import http_media, metrics, request_log, trusted_documents, web
 from chatroom.schema.build import schema
@@ -149,25 +150,6 @@ def database_url() -> str:
     return url
 
 
-async def sweep_lapsed_leases(db: Database, interval: float) -> None:
-    """Return silent agents' tasks to PENDING even when nobody calls (SPEC §2.7), and idle
-    roles whose only waiter died with its server process (it stopped refreshing lastSeenAt)."""
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            async with db.read() as tx:
-                rooms = await delivery.rooms_with_lapsed_leases(tx)
-                stale = await delivery.stale_waiters(tx, silent_for=STALE_WAITER_AFTER)
-            for room_id in rooms:
-                async with db.transaction() as tx:
-                    await delivery.expire_lease_in_room(tx, room_id)
-            for room_id, role in stale:
-                async with db.transaction() as tx:
-                    await delivery.drop_stale_waiter(tx, room_id, role, STALE_WAITER_AFTER)
-        except Exception:  # keep sweeping; the next round retries
-            log.exception("lease sweep failed")
-
-
 # A live waiter refreshes lastSeenAt at least every PRESENCE_INTERVAL; three missed refreshes
 # mean its process is gone.
 STALE_WAITER_AFTER = timedelta(seconds=3 * PRESENCE_INTERVAL)
@@ -195,7 +177,9 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
         background = [
             asyncio.create_task(app.state.listener.run(), name="listener"),
             asyncio.create_task(
-                sweep_lapsed_leases(app.state.db, config.lease_sweep_interval.total_seconds()),
+                sweeper.sweep_forever(
+                    app.state.db, config.lease_sweep_interval.total_seconds(), STALE_WAITER_AFTER
+                ),
                 name="lease-sweeper",
             ),
         ]

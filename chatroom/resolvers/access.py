@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import uuid
 
-from sqlmodel import select
+from sqlalchemy import ColumnElement, exists, or_
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chatroom.db.models import Chatroom, RoomStatus, Task
+from chatroom.db.models import Chatroom, MemberRole, RoomMember, RoomStatus, Task
 from chatroom.resolvers import validation
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.errors import BadInput, Conflict, Forbidden, NotFound
@@ -20,21 +21,69 @@ def routable_to(task: Task, role: str, entry_point: str) -> bool:
     return task.assigned_to == role or (task.assigned_to is None and role == entry_point)
 
 
-async def load_room(tx: AsyncSession, caller: Caller, chatroom_id: str, *, lock: bool) -> Chatroom:
-    """The caller's room. Someone else's room answers exactly like a missing one."""
+async def load_room(
+    tx: AsyncSession, caller: Caller, chatroom_id: str, *, lock: bool, steer: bool | None = None
+) -> Chatroom:
+    """The caller's room: one it owns or is a member of (SPEC §12). Someone else's room
+    answers exactly like a missing one.
+
+    `steer` (default: `lock`, since every write takes the lock) asks for the right to act in
+    the room: owners and members have it, viewers only read and get FORBIDDEN."""
+    steer = lock if steer is None else steer
     room_id = validation.entity_id(chatroom_id, kind="chatroom")
     if caller.scope_chatroom_id is not None and room_id != caller.scope_chatroom_id:
         room_id = uuid.UUID(int=0)  # an agent token sees one room; others look missing
-    query = select(Chatroom).where(Chatroom.id == room_id, Chatroom.owner_id == caller.user_id)
+    roles = (MemberRole.MEMBER,) if steer else (MemberRole.MEMBER, MemberRole.VIEWER)
+    query = select(Chatroom).where(Chatroom.id == room_id, visible_to(caller, roles))
     if lock:
-        query = query.with_for_update()
+        query = query.with_for_update(of=Chatroom)
     room = (await tx.exec(query)).first()
+    if room is None and steer and await _is_viewer(tx, caller, room_id):
+        raise Forbidden(
+            "You are a viewer of this chatroom: viewers read, they do not act. Ask its owner "
+            "to make you a member (setMemberRole)."
+        )
     if room is None:
         raise NotFound(
             f"No chatroom with id {chatroom_id!r} is visible to you. "
             "List yours with the chatrooms query (or `chatroom list`)."
         )
     return room
+
+
+def require_room_owner(room: Chatroom, caller: Caller) -> None:
+    """Renaming or completing a room and managing its people are its owner's alone (members
+    steer the work, SPEC §12); an agent token never does them, even the owner's."""
+    require_owner(caller)
+    if room.owner_id != caller.user_id:
+        raise Forbidden(
+            "Only the room's owner can do this (rename, complete, invite, change or remove "
+            "members); members send, steer the queue and backlog, interrupt and run agents."
+        )
+
+
+def visible_to(
+    caller: Caller, roles: tuple[MemberRole, ...] = (MemberRole.MEMBER, MemberRole.VIEWER)
+) -> ColumnElement[bool]:
+    """Rooms the caller owns or is a member of with one of `roles` (SPEC §12: "owner or
+    member" wherever §5 says "owner")."""
+    return or_(
+        col(Chatroom.owner_id) == caller.user_id,
+        exists().where(
+            col(RoomMember.chatroom_id) == Chatroom.id,
+            col(RoomMember.user_id) == caller.user_id,
+            col(RoomMember.role).in_([r.value for r in roles]),
+        ),
+    )
+
+
+async def _is_viewer(tx: AsyncSession, caller: Caller, room_id: uuid.UUID) -> bool:
+    query = select(RoomMember.id).where(
+        RoomMember.chatroom_id == room_id,
+        RoomMember.user_id == caller.user_id,
+        RoomMember.role == MemberRole.VIEWER.value,
+    )
+    return (await tx.exec(query)).first() is not None
 
 
 def team_role(room: Chatroom, value: str, *, field: str = "role", allow_user: bool = False) -> str:

@@ -201,7 +201,8 @@ async def create_agent_token(
     """A token that acts only as `role` in this room: it cannot speak as the user, see other
     rooms, manage the room or mint tokens. Shown once; revoke it with revokeSession."""
     access.require_owner(caller)
-    room = await access.load_room(tx, caller, chatroom_id, lock=False)
+    # Running agents is a member's right (SPEC §12): a viewer cannot mint a token.
+    room = await access.load_room(tx, caller, chatroom_id, lock=False, steer=True)
     who = access.team_role(room, role)
     token, session = await auth.mint_session(
         tx,

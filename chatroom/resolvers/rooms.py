@@ -114,7 +114,7 @@ async def create_chatroom(
 async def list_chatrooms(
     tx: AsyncSession, caller: Caller, *, status: RoomStatus | None = None
 ) -> list[Chatroom]:
-    query = select(Chatroom).where(Chatroom.owner_id == caller.user_id)
+    query = select(Chatroom).where(access.visible_to(caller))
     if caller.scope_chatroom_id is not None:
         query = query.where(Chatroom.id == caller.scope_chatroom_id)
     if status is not None:
@@ -127,6 +127,7 @@ async def rename_chatroom(
 ) -> Chatroom:
     access.require_owner(caller)
     room = await access.load_room(tx, caller, chatroom_id, lock=True)
+    access.require_room_owner(room, caller)
     room.name = validation.name(name)
     await writers.room_updated(tx, room)
     return room
@@ -136,6 +137,7 @@ async def complete_chatroom(tx: AsyncSession, caller: Caller, *, chatroom_id: st
     """Completed rooms take no new work; the active and queued tasks are cancelled with it."""
     access.require_owner(caller)
     room = await access.load_room(tx, caller, chatroom_id, lock=True)
+    access.require_room_owner(room, caller)
     if room.status == RoomStatus.COMPLETED:
         return room
     room.status = RoomStatus.COMPLETED.value

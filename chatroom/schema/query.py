@@ -13,6 +13,7 @@ from chatroom.resolvers.errors import BadInput
 from chatroom.resolvers.teams import TEMPLATES
 from chatroom.schema import types as t
 from chatroom.schema.context import AppInfo
+from chatroom.schema.members import MembersQuery
 from chatroom.schema.session import in_read
 
 MAX_SEQ = 2**31 - 1  # message seq is a 32-bit integer column
@@ -33,7 +34,7 @@ def decode_cursor(cursor: str | None, *, field: str) -> int | None:
 
 
 @strawberry.type
-class Query:
+class Query(MembersQuery):
     @strawberry.field(description="The signed-in user.")
     async def me(self, info: AppInfo) -> t.User:
         return t.User.of(await in_read(info, lambda tx, c: auth.get_user(tx, c.user_id)))

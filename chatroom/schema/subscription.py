@@ -18,8 +18,8 @@ import strawberry
 
 from chatroom.db.feed import BATCH
 from chatroom.db.listener import Subscriber
-from chatroom.db.models import Message, utcnow
-from chatroom.resolvers import delivery, logins, validation
+from chatroom.db.models import EventKind, Message, RoomEvent, utcnow
+from chatroom.resolvers import access, delivery, logins, validation
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.logins import LoginStatus
 from chatroom.schema import types as t
@@ -59,6 +59,18 @@ async def _watch(info: AppInfo, wake: Subscriber) -> Caller:
     return caller
 
 
+async def _check_access(
+    info: AppInfo, chatroom_id: str, events: list[RoomEvent], *, steer: bool
+) -> None:
+    """Who may see or act in a room changes with a ROOM_UPDATED event (a member removed or
+    demoted, chatroom/resolvers/members.py): after one, ask again (raises NOT_FOUND or
+    FORBIDDEN, which ends the subscription before it yields anything more)."""
+    if any(e.kind == EventKind.ROOM_UPDATED for e in events):
+        await in_read(
+            info, lambda tx, c: access.load_room(tx, c, chatroom_id, lock=False, steer=steer)
+        )
+
+
 async def _shielded(work: Callable[[], Awaitable[T]]) -> T | None:
     """Clean-up that must finish even when the client vanished mid-await."""
     try:
@@ -91,6 +103,7 @@ class Subscription:
             feed = info.context.feeds.feed(room_id)
             while True:
                 events = await feed.after(cursor, wake.announced_seq)
+                await _check_access(info, chatroom_id, events, steer=False)
                 for event in events:
                     cursor = event.seq
                     yield t.RoomEvent.of(event)
@@ -130,6 +143,7 @@ class Subscription:
                         if item.kind in FINAL_KINDS:
                             return
                     events = await feed.after(waiter.event_cursor, wake.announced_seq)
+                    await _check_access(info, chatroom_id, events, steer=True)
                     if events:
                         items = await delivery.due_from_events(waiter, events, load_message)
                         continue

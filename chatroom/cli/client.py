@@ -1,9 +1,12 @@
-"""Every call to the server, through gql. Documents live in `operations/<Name>.graphql`, one
-operation per file, loaded by name; no query text is written in Python.
+"""Every call to the server. Documents live in `operations/<Name>.graphql`, one operation per
+file, loaded by name and sent as their file text (which the server knows as trusted documents);
+no query text is written in Python.
 
-HTTP (queries, mutations) uses gql's HTTPX transports; subscriptions use its websockets
-transport with the graphql-transport-ws subprotocol named explicitly (gql's default list would
-negotiate the legacy protocol) and the token in `connection_init`.
+HTTP (queries, mutations) is one JSON POST through httpx, the same attempt for the synchronous
+`call` and the async `acall`: gql would add ~250 ms of imports (graphql-core, its parser) to
+every one-shot command and parse a document the server parses anyway. Subscriptions use gql's
+websockets transport with the graphql-transport-ws subprotocol named explicitly (gql's default
+list would negotiate the legacy protocol) and the token in `connection_init`.
 
 Failures are mapped once, here: a GraphQL error becomes `ServerRefused` (its `extensions.code`);
 a network failure is retried with backoff and then becomes `Unreachable` (exit 4). gql, httpx and
@@ -13,6 +16,7 @@ pay for them.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -97,7 +101,8 @@ class RetryableError(Exception):
 
 
 def refusal_from(exc: Any) -> ServerRefused:
-    """A gql TransportQueryError -> ServerRefused with the first error's code and message."""
+    """GraphQL errors (QueryRefused, or gql's TransportQueryError over websockets) ->
+    ServerRefused with the first error's code and message."""
     errors = getattr(exc, "errors", None) or []
     first = errors[0] if errors and isinstance(errors[0], dict) else {}
     extensions = first.get("extensions") or {}
@@ -106,30 +111,59 @@ def refusal_from(exc: Any) -> ServerRefused:
     return ServerRefused(code, message, extensions)
 
 
+class QueryRefused(Exception):
+    """The server answered with GraphQL errors (`errors`: the response's list)."""
+
+    def __init__(self, errors: list[Any]) -> None:
+        super().__init__(
+            str(errors[0].get("message")) if errors and isinstance(errors[0], dict) else ""
+        )
+        self.errors = errors
+
+
+class HttpStatus(Exception):
+    """The server answered an HTTP error status without GraphQL errors."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(f"HTTP {status}: {text}" if text else f"HTTP {status}")
+        self.status = status
+
+
+class NotGraphQL(Exception):
+    """A 2xx answer that is not a GraphQL response (another program on the port)."""
+
+
+def answer(status: int, body: bytes) -> dict[str, Any]:
+    """The `data` of one HTTP answer, or the exception that says what it was instead."""
+    try:
+        payload = json.loads(body) if body else None
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and payload.get("errors"):
+        raise QueryRefused(list(payload["errors"]))
+    if status >= 400:
+        raise HttpStatus(status, " ".join(body[:200].decode("utf-8", "replace").split()))
+    data = payload.get("data") if isinstance(payload, dict) else None
+    if not isinstance(data, dict):
+        raise NotGraphQL(f"HTTP {status}, {len(body)} bytes that are not a GraphQL response")
+    return data
+
+
 def classify_failure(exc: BaseException, mode: RetryMode) -> RetryableError | None:
     """A network-level failure -> RetryableError if retrying is allowed in `mode`, else None
     (the caller re-raises it as Unreachable)."""
-    from gql.transport.exceptions import (
-        TransportConnectionFailed,
-        TransportProtocolError,
-        TransportServerError,
-    )
+    import httpx
 
-    if isinstance(exc, TransportConnectionFailed):
-        cause = exc.__cause__
-        import httpx
-
-        if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout):
-            return RetryableError("connection refused")
-        if isinstance(cause, httpx.TimeoutException):
-            return RetryableError("no answer in time") if mode == "safe" else None
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return RetryableError("connection refused")
+    if isinstance(exc, httpx.TimeoutException):
+        return RetryableError("no answer in time") if mode == "safe" else None
+    if isinstance(exc, httpx.TransportError):
         return RetryableError("the connection broke") if mode == "safe" else None
-    if isinstance(exc, TransportServerError):
-        status = exc.code or 0
+    if isinstance(exc, HttpStatus):
+        status = exc.status
         if status >= 500 or status == 429:
             return RetryableError(f"HTTP {status}") if mode == "safe" or status == 503 else None
-        return None
-    if isinstance(exc, TransportProtocolError):
         return None
     if isinstance(exc, OSError):
         return RetryableError("connection refused")
@@ -147,7 +181,7 @@ class Api:
     # --- plumbing -----------------------------------------------------------------------
 
     def _headers(self, auth: bool) -> dict[str, str]:
-        headers = {"User-Agent": USER_AGENT}
+        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
         if auth:
             headers["Authorization"] = f"Bearer {self.require_token()}"
         return headers
@@ -193,9 +227,17 @@ class Api:
 
     @staticmethod
     def _request(name: str, variables: dict[str, Any] | None) -> Any:
+        """A gql request, for subscriptions (the websocket transport takes these)."""
         from gql import GraphQLRequest
 
         return GraphQLRequest(operation(name), variable_values=variables or None)
+
+    @staticmethod
+    def _body(name: str, variables: dict[str, Any] | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"query": operation(name), "operationName": name}
+        if variables:
+            body["variables"] = variables
+        return body
 
     def note_retry(self, reason: str, delay: float) -> None:
         if self.on_retry is not None:
@@ -216,24 +258,18 @@ class Api:
         budget: float | None = None,
     ) -> dict[str, Any]:
         """Run one query or mutation over HTTP (synchronously) and return its `data`."""
-        from gql import Client
-        from gql.transport.httpx import HTTPXTransport
+        import httpx
 
-        headers = self._headers(auth)
-        request = self._request(name, variables)
+        body = self._body(name, variables)
         retrier = self._retrier(retry, budget)
-        while True:
-            transport = HTTPXTransport(
-                url=self.target.http_url, headers=headers, **self._httpx_args()
-            )
-            try:
-                with Client(transport=transport) as session:
-                    result = session.execute(request)
-                assert isinstance(result, dict)
-                return result
-            except Exception as exc:
-                delay = retrier.after(exc)
-            time.sleep(delay)
+        with httpx.Client(headers=self._headers(auth), **self._httpx_args()) as http:
+            while True:
+                try:
+                    response = http.post(self.target.http_url, json=body)
+                    return answer(response.status_code, response.content)
+                except Exception as exc:
+                    delay = retrier.after(exc)
+                time.sleep(delay)
 
     async def acall(
         self,
@@ -245,26 +281,20 @@ class Api:
         budget: float | None = None,
     ) -> dict[str, Any]:
         """`call`, for code that runs in an event loop (the waits)."""
-        from gql import Client
-        from gql.transport.httpx import HTTPXAsyncTransport
+        import asyncio
 
-        headers = self._headers(auth)
-        request = self._request(name, variables)
+        import httpx
+
+        body = self._body(name, variables)
         retrier = self._retrier(retry, budget)
-        while True:
-            transport = HTTPXAsyncTransport(
-                url=self.target.http_url, headers=headers, **self._httpx_args()
-            )
-            try:
-                async with Client(transport=transport, execute_timeout=HTTP_TIMEOUT) as session:
-                    result = await session.execute(request)
-                assert isinstance(result, dict)
-                return result
-            except Exception as exc:
-                delay = retrier.after(exc)
-            import asyncio
-
-            await asyncio.sleep(delay)
+        async with httpx.AsyncClient(headers=self._headers(auth), **self._httpx_args()) as http:
+            while True:
+                try:
+                    response = await http.post(self.target.http_url, json=body)
+                    return answer(response.status_code, response.content)
+                except Exception as exc:
+                    delay = retrier.after(exc)
+                await asyncio.sleep(delay)
 
     # --- websockets ---------------------------------------------------------------------
 
@@ -321,14 +351,8 @@ class _Retrier:
 
     def after(self, exc: Exception) -> float:
         """The delay before the next attempt; raises the error to report when it is over."""
-        from gql.transport.exceptions import (
-            TransportProtocolError,
-            TransportQueryError,
-            TransportServerError,
-        )
-
         give_up: CliError
-        if isinstance(exc, TransportQueryError):
+        if isinstance(exc, QueryRefused):
             refusal = self.api.refused(exc)
             if refusal.code != "RATE_LIMITED":
                 raise refusal from None
@@ -337,11 +361,11 @@ class _Retrier:
             failure = classify_failure(exc, self.mode)
             if failure is None:
                 base = self.api.target.base_url
-                if isinstance(exc, TransportServerError) and (exc.code or 0) < 500:
+                if isinstance(exc, HttpStatus) and exc.status < 500:
                     raise CliError(
-                        f"The server at {base} answered HTTP {exc.code}: {_describe(exc)}."
+                        f"The server at {base} answered HTTP {exc.status}: {_describe(exc)}."
                     ) from None
-                if isinstance(exc, TransportProtocolError):
+                if isinstance(exc, NotGraphQL):
                     raise Unreachable(
                         f"The server at {base} did not answer like a chatroom server "
                         f"({_describe(exc)}). Check --server or CHATROOM_SERVER."

@@ -27,6 +27,8 @@ ALLOWED: dict[str, set[str]] = {
     "web": set(),
     # The agent runner is a client like the CLI: it uses the CLI's gql client and documents.
     "runner": {"cli"},
+    # So is the MCP server (chatroom mcp): the same client, documents and Waiter.
+    "mcp": {"cli"},
     SHARED: set(),
 }
 # (importing file, imported module): the only imports across the rules above. `chatroom serve`
@@ -35,7 +37,8 @@ EXCEPTIONS: set[tuple[str, str]] = {("chatroom/cli/serve.py", "chatroom.db.embed
 # (importing file, imported module) allowed at module level: the CLI registers the runner's
 # `chatroom agents` commands (a thin module that loads the runner only when a command runs).
 REGISTRATIONS: set[tuple[str, str]] = {
-    ("chatroom/cli/main.py", "chatroom.runner.command.agents_app")
+    ("chatroom/cli/main.py", "chatroom.runner.command.agents_app"),
+    ("chatroom/cli/main.py", "chatroom.mcp.command.mcp"),
 }
 # Must not be imported at module level by any chatroom.cli module: each costs start-up time on
 # every CLI call, and the CLI only needs them (if at all) inside `serve`.

@@ -25,6 +25,7 @@ from chatroom.cli.common import JsonOpt, ServerOpt, WithContentOpt, setup  # noq
 from chatroom.cli.errors import EXIT_REFUSED, CliError, LocalInputError  # noqa: E402
 from chatroom.cli.output import OPTIONS, echo_err, emit_json  # noqa: E402
 from chatroom.cli.serve import serve  # noqa: E402
+from chatroom.mcp.command import mcp  # noqa: E402 - `chatroom mcp`, a thin module
 from chatroom.runner.command import agents_app  # noqa: E402 - `chatroom agents`, a thin module
 
 ENV_DEBUG = "CHATROOM_DEBUG"
@@ -71,6 +72,7 @@ app.add_typer(backlog.backlog_app)
 app.command("prompt")(rooms.prompt)
 app.command("watch")(watch.watch)
 app.add_typer(agents_app)
+app.command("mcp")(mcp)
 
 
 def _wants_json(args: Sequence[str]) -> bool:

@@ -1,0 +1,172 @@
+"""`chatroom mcp`: the tools and the guidance resource on the official SDK's MCPServer, over stdio.
+
+For Claude Code the server declares the experimental `claude/channel` capability in its
+`initialize` answer. When the client is Claude Code (its clientInfo name) and the server was
+started with `--room` and `--role`, a Desk holds the role's waiter from `notifications/initialized`
+on and pushes each task that arrives while no wait_for_task call is open as a
+`notifications/claude/channel` notification: `content` is the body byte for byte, `meta` the ids
+and the next step (Claude Code shows it as `<channel source="chatroom" task_id=...>`).
+Both hooks use the SDK's public middleware (every inbound message passes through it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, Literal
+
+import anyio
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import MCPServer
+from mcp.server.session import ServerSession
+from pydantic import BaseModel
+
+from chatroom.cli.config import Target
+from chatroom.cli.live import Outcome
+from chatroom.cli.render import RoleInfo
+from chatroom.mcp.desk import Desk
+from chatroom.mcp.tools import TOOL_NAMES, Tools, calm_result, reported, task_result
+
+CHANNEL = "claude/channel"
+CHANNEL_METHOD = "notifications/claude/channel"
+CLAUDE_CODE = "claude-code"  # the clientInfo name Claude Code sends in `initialize`
+ChannelMode = Literal["auto", "on", "off"]
+
+INSTRUCTIONS = (
+    "Work with a team of agents in a chatroom. Loop: call wait_for_task (it blocks until a task "
+    "for your role arrives and claims it), do the work its `body` asks for, call hand_off with "
+    "your report and one of its allowed_targets, then call wait_for_task again. A user's request "
+    "is classified first with classify. In Claude Code, tasks that arrive while you are not "
+    'waiting come as <channel source="chatroom" event="task" task_id=...> messages: the '
+    "content is the task's message; it is already claimed for you, so work it and call "
+    "hand_off (no wait_for_task needed for it)."
+)
+
+
+class ChannelPush(BaseModel):
+    """A `notifications/claude/channel` notification: `content` and string-valued `meta`."""
+
+    method: Literal["notifications/claude/channel"] = "notifications/claude/channel"
+    params: dict[str, Any]
+
+
+def channel_params(room: str, role: str, outcome: Outcome, info: RoleInfo | None) -> dict[str, Any]:
+    """What a push carries: for a task, its body as `content` and the rest as `meta` (Claude
+    Code takes meta keys that are identifiers, values as strings)."""
+    if outcome.event == "task" and info is not None:
+        result = task_result(room, outcome, info)
+        content = result.pop("body") or ""
+    else:
+        result = calm_result(room, role, outcome)
+        content = result.pop("note", None) or result["next"]
+    meta = {}
+    for key, value in result.items():
+        if value is None:
+            continue
+        if isinstance(value, list):
+            value = ",".join(value)
+        meta[key] = str(value).lower() if isinstance(value, bool) else str(value)
+    return {"content": content, "meta": meta}
+
+
+class Channel:
+    """The push side of one connection: the session to notify, learnt from the client's
+    `initialized` notification, and the Desk that feeds it."""
+
+    def __init__(self, tools: Tools, mode: ChannelMode) -> None:
+        self.tools = tools
+        self.mode = mode
+        self.session: ServerSession | None = None
+        self.client_name: str | None = None
+
+    def wanted(self) -> bool:
+        if self.mode == "off" or not (self.tools.room and self.tools.role):
+            return False
+        return self.mode == "on" or self.client_name == CLAUDE_CODE
+
+    async def middleware(
+        self, ctx: ServerRequestContext[Any, Any], call_next: CallNext
+    ) -> HandlerResult:
+        if ctx.method == "initialize":
+            client = (ctx.params or {}).get("clientInfo") or {}
+            self.client_name = client.get("name") if isinstance(client, dict) else None
+            result = await call_next(ctx)
+            if isinstance(result, dict) and isinstance(result.get("capabilities"), dict):
+                experimental = result["capabilities"].setdefault("experimental", {}) or {}
+                experimental[CHANNEL] = {}
+                result["capabilities"]["experimental"] = experimental
+            return result
+        result = await call_next(ctx)
+        if ctx.method == "notifications/initialized" and self.session is None:
+            self.session = ctx.session
+            if self.wanted():
+                assert self.tools.room and self.tools.role
+                desk = Desk(self.tools.client, self.tools.room, self.tools.role, self.push)
+                self.tools.desk = desk
+                desk.start()
+        return result
+
+    async def push(self, outcome: Outcome, info: RoleInfo | None) -> None:
+        if self.session is None:
+            return
+        room, role = self.tools.room or "", self.tools.role or ""
+        if outcome.event == "task":
+            # The allowed targets as they are now (a classification changes them).
+            with contextlib.suppress(Exception):
+                info = await self.tools.role_info(room, role)
+        params = channel_params(room, role, outcome, info)
+        await self.session.send_notification(ChannelPush(params=params))  # type: ignore[arg-type]
+
+
+def build(
+    target: Target, room: str | None, role: str | None, channel: ChannelMode = "auto"
+) -> tuple[MCPServer[Any], Tools, Channel]:
+    tools = Tools(target, room, role)
+    push = Channel(tools, channel)
+    server: MCPServer[Any] = MCPServer(
+        name="chatroom",
+        instructions=INSTRUCTIONS,
+        middleware=[push.middleware],
+        # stderr is the client's log: warnings only (not a line per HTTP request).
+        log_level="WARNING",
+    )
+    for name in TOOL_NAMES:
+        server.tool(name=name)(reported(getattr(tools, name)))
+
+    @server.resource(
+        "chatroom://rooms/{room_id}/roles/{role}/guidance",
+        name="role_guidance",
+        description="The full guidance for a role in a room: its duties, where it may hand "
+        "off, the classification rule.",
+        mime_type="text/markdown",
+    )
+    async def role_guidance(room_id: str, role: str) -> str:
+        return await tools.guidance(room_id, role)
+
+    if room and tools.role:
+        own_role = tools.role
+
+        @server.resource(
+            "chatroom://guidance",
+            name="guidance",
+            description=f"The full guidance for {own_role} in room {room}.",
+            mime_type="text/markdown",
+        )
+        async def own_guidance() -> str:
+            return await tools.guidance(room, own_role)
+
+    return server, tools, push
+
+
+def serve(target: Target, room: str | None, role: str | None, channel: ChannelMode) -> None:
+    """Serve on stdin/stdout until the client closes them."""
+    server, tools, _ = build(target, room, role, channel)
+
+    async def main() -> None:
+        try:
+            await server.run_stdio_async()
+        finally:
+            if tools.desk is not None:
+                await asyncio.shield(tools.desk.close())
+
+    anyio.run(main)

@@ -66,7 +66,7 @@ def _html(request: Request, name: str, csp: str) -> Response:
 
 
 async def app_page(request: Request) -> Response:
-    """The single-page app; it reads the path itself (/, /rooms/{id}, /cli-auth)."""
+    """The single-page app; it reads the path itself (/, /rooms/{id}, /account, /cli-auth)."""
     return _html(request, "index.html", APP_CSP)
 
 
@@ -87,12 +87,13 @@ class WebAssets(StaticFiles):
 
 
 def web_routes() -> list[BaseRoute]:
-    """Routes for `/`, `/rooms/{id}`, `/cli-auth` and the static assets."""
+    """Routes for `/`, `/rooms/{id}`, `/account`, `/cli-auth` and the static assets."""
     methods = ["GET", "HEAD"]
     return [
         Route("/", app_page, methods=methods),
         Route("/rooms/{room_id}", app_page, methods=methods),
         Route("/cli-auth", app_page, methods=methods),
+        Route("/account", app_page, methods=methods),
         Mount(STATIC_PREFIX, app=WebAssets(directory=WEB_DIR), name="static"),
     ]
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from graphql import build_schema, parse, validate
 
 from chatroom.cli import config
 from chatroom.cli.client import OPERATIONS_DIR, operation
@@ -18,19 +17,11 @@ from chatroom.cli.errors import LocalInputError
 from chatroom.cli.message_input import normalize
 from chatroom.cli.render import clean, escape, unescape
 from tests.cli.support import REPO_ROOT
+from tests.support.operations import check_operation_files
 
 
 def test_every_operation_is_valid_against_the_schema() -> None:
-    schema = build_schema((REPO_ROOT / "schema.graphql").read_text())
-    files = sorted(OPERATIONS_DIR.glob("*.graphql"))
-    assert files
-    for path in files:
-        document = parse(operation(path.stem))
-        errors = validate(schema, document)
-        assert not errors, f"{path.name}: {errors}"
-        # One operation per file, named like the file.
-        names = [d.name.value for d in document.definitions if d.name]  # type: ignore[attr-defined]
-        assert names == [path.stem], path.name
+    check_operation_files(OPERATIONS_DIR, read=operation)
 
 
 def test_no_query_text_in_python() -> None:

@@ -1,10 +1,17 @@
 // Talking to the server: GraphQL over HTTP (fetch) and the room's live feed over a websocket
 // (graphql-transport-ws, through the vendored graphql-ws client).
+//
+// Every document the page sends is a file in chatroom/web/operations/<Name>.graphql (one
+// operation per file, validated against schema.graphql by tests/web/test_operations.py). The
+// page fetches a file once and sends its text exactly as it is, never a string built here: the
+// server knows the documents by the sha256 of that text (trusted documents, SPEC §13).
 
 const TOKEN_KEY = "chatroom.token";
 const USER_KEY = "chatroom.user";
 
 export const GRAPHQL_PATH = "/graphql";
+const OPERATIONS_PATH = "/static/operations/";
+const OPERATION_NAME = /^[A-Z][A-Za-z0-9]*$/;
 
 /** The guest token, kept in localStorage (GraphiQL at /graphql reads it too). */
 export const auth = {
@@ -21,6 +28,11 @@ export const auth = {
     } catch {
       return null;
     }
+  },
+  /** "guest" or "account" when this page signed in; null when the token came from elsewhere. */
+  get kind() {
+    const user = this.user;
+    return user && user.kind ? user.kind : null;
   },
   set(token, user) {
     localStorage.setItem(TOKEN_KEY, token);
@@ -57,8 +69,35 @@ export function errorText(err) {
   return "Something went wrong: " + (err && err.message ? err.message : String(err));
 }
 
-/** POST one operation; returns `data` or throws ApiError / NetworkError. */
-export async function gql(query, variables = {}, { token = auth.token } = {}) {
+const documents = new Map(); // operation name -> Promise of the file's text
+
+/** The text of operations/<name>.graphql, fetched once per page load. */
+export function operation(name) {
+  if (!OPERATION_NAME.test(name)) {
+    // A query string instead of a name is a bug: documents live in files only.
+    throw new Error(`Not an operation name: ${String(name).slice(0, 40)}`);
+  }
+  let text = documents.get(name);
+  if (!text) {
+    text = fetch(OPERATIONS_PATH + name + ".graphql", { credentials: "omit" }).then(
+      async (response) => {
+        if (!response.ok) throw new Error(`The page is missing operations/${name}.graphql.`);
+        return response.text();
+      },
+      () => {
+        throw new NetworkError("Cannot reach the server. Check your connection and try again.");
+      },
+    );
+    documents.set(name, text);
+    text.catch(() => documents.delete(name)); // try again next time
+  }
+  return text;
+}
+
+/** Run the operation `name` (a file in operations/); returns `data` or throws ApiError /
+ * NetworkError. */
+export async function gql(name, variables = {}, { token = auth.token } = {}) {
+  const query = await operation(name);
   const headers = { "content-type": "application/json", accept: "application/json" };
   if (token) headers.authorization = `Bearer ${token}`;
   let response;
@@ -66,7 +105,7 @@ export async function gql(query, variables = {}, { token = auth.token } = {}) {
     response = await fetch(GRAPHQL_PATH, {
       method: "POST",
       headers,
-      body: JSON.stringify({ query, variables }),
+      body: JSON.stringify({ query, operationName: name, variables }),
       credentials: "omit",
     });
   } catch {
@@ -89,6 +128,17 @@ export async function gql(query, variables = {}, { token = auth.token } = {}) {
   return body.data;
 }
 
+/** The signed-in user ({ id, displayName, kind }), asking the server when the token came
+ * without one (set by GraphiQL or a test). */
+export async function currentUser() {
+  const user = auth.user;
+  if (user && user.id) return user;
+  const token = auth.token;
+  const me = (await gql("Me")).me;
+  if (auth.token === token) auth.set(token, { ...me, kind: user ? user.kind : null });
+  return me;
+}
+
 /** A random idempotency key: a retried request is applied once. */
 export function newKey() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -106,6 +156,9 @@ export function newKey() {
  *
  *   const feed = new RoomFeed({ chatroomId, afterSeq, query, onEvent, onState, onFatal });
  *   feed.start(); ... feed.stop();
+ *
+ * `query` is the document's text (from `await operation("RoomEvents")`), loaded before the
+ * feed starts so that reconnecting never needs the network for anything but the socket.
  *
  * onState(state, detail): "connecting" | "live" | "reconnecting" (detail.inMs) | "stopped".
  */

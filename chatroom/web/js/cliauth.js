@@ -4,17 +4,7 @@
 
 import { auth, errorText, gql } from "./api.js";
 import { fill, fullTime, h, parseTime, withCode } from "./dom.js";
-import { signInForm } from "./signin.js";
-
-const Q_REQUEST = `query CliLogin($code: String!) {
-  cliLoginRequest(userCode: $code) { userCode status deviceName expiresAt }
-}`;
-const M_APPROVE = `mutation Approve($code: String!) {
-  approveCliLogin(userCode: $code) { userCode status deviceName expiresAt }
-}`;
-const M_DENY = `mutation Deny($code: String!) {
-  denyCliLogin(userCode: $code) { userCode status deviceName expiresAt }
-}`;
+import { signInChoices } from "./signin.js";
 
 const CODE_RE = /^[A-Z0-9]{4}-?[A-Z0-9]{4}$/;
 
@@ -142,7 +132,12 @@ export function cliAuthView(main, { code, navigate }) {
           h("span", { class: "muted", text: ` (${fullTime(request.expiresAt)})` }),
         ),
         h("dt", { text: "Signs in as" }),
-        h("dd", { text: user && user.displayName ? `${user.displayName} (guest)` : "you" }),
+        h("dd", {
+          text:
+            user && user.displayName
+              ? `${user.displayName}${auth.kind === "guest" ? " (guest)" : ""}`
+              : "you",
+        }),
       ),
       h(
         "p",
@@ -182,8 +177,8 @@ export function cliAuthView(main, { code, navigate }) {
         button.focus();
       }
     };
-    approve.addEventListener("click", () => decide(M_APPROVE, "approveCliLogin", approve));
-    deny.addEventListener("click", () => decide(M_DENY, "denyCliLogin", deny));
+    approve.addEventListener("click", () => decide("ApproveCliLogin", "approveCliLogin", approve));
+    deny.addEventListener("click", () => decide("DenyCliLogin", "denyCliLogin", deny));
     approve.focus();
   }
 
@@ -199,7 +194,7 @@ export function cliAuthView(main, { code, navigate }) {
     }
     fill(box, header(), h("p", { class: "muted", text: "Loading the request…" }));
     try {
-      const data = await gql(Q_REQUEST, { code: normalized });
+      const data = await gql("CliLoginRequest", { code: normalized });
       show(data.cliLoginRequest);
     } catch (err) {
       if (err.code === "NOT_FOUND") askCode(errorText(err));
@@ -213,7 +208,7 @@ export function cliAuthView(main, { code, navigate }) {
       box,
       header("First sign in, so the CLI can act as you."),
       code ? h("p", {}, "Code: ", h("code", { class: "user-code", text: normalize(code) })) : null,
-      signInForm({ submitLabel: "Sign in as a guest and continue" }),
+      signInChoices({ guestLabel: "Sign in as a guest and continue" }),
     );
     // auth-changed re-renders this view once signed in.
   } else {

@@ -1,14 +1,18 @@
-// The single-page app: a tiny router over three views.
-//   /              my rooms (or guest sign-in)
-//   /rooms/<id>    one room: live feed, team, tasks, send box
+// The single-page app: a tiny router over its views.
+//   /              my rooms (or sign-in: guest, account, new account)
+//   /rooms/<id>    one room: live feed, team, tasks, send box, people
+//   /account       who I am, the guest upgrade, my sessions (revoke)
 //   /cli-auth      approve a CLI login (?code=XXXX-XXXX)
+//   any path with #invite=<code>   accept a room invite (the link createRoomInvite makes)
 
-import { auth, errorText, gql } from "./api.js";
+import { accountView } from "./account.js";
+import { auth, currentUser, errorText, gql } from "./api.js";
 import { cliAuthView } from "./cliauth.js";
 import { fill, h, refreshRelativeTimes, toast } from "./dom.js";
+import { inviteCode, inviteView } from "./invite.js";
 import { roomView } from "./room.js";
 import { roomsView } from "./rooms.js";
-import { signInForm } from "./signin.js";
+import { signInChoices } from "./signin.js";
 
 const main = document.getElementById("main");
 let cleanup = null;
@@ -33,7 +37,7 @@ function renderNav() {
     onclick: async () => {
       signOut.disabled = true;
       try {
-        await gql("mutation { revokeSession { id } }");
+        await gql("RevokeSession", {});
       } catch {
         /* the token may already be gone: forget it anyway */
       }
@@ -45,10 +49,16 @@ function renderNav() {
     nav,
     h("a", { href: "/", "data-link": true, class: "navlink nav-rooms", text: "Rooms" }),
     h("a", { href: "/graphql", class: "navlink", text: "GraphiQL" }),
-    h("span", {
+    h("a", {
+      href: "/account",
+      "data-link": true,
       class: "whoami",
-      title: "Signed in as a guest",
-      text: user && user.displayName ? user.displayName : "guest",
+      title:
+        auth.kind === "guest"
+          ? "Signed in as a guest: your account and sessions"
+          : "Your account and sessions",
+      "aria-label": `Account: ${user && user.displayName ? user.displayName : "you"}`,
+      text: user && user.displayName ? user.displayName : "Account",
     }),
     signOut,
   );
@@ -74,6 +84,7 @@ function render() {
     cleanup = cliAuthView(main, { code: params.get("code") || "", navigate });
     return;
   }
+  const invite = inviteCode();
   if (!auth.token) {
     document.body.dataset.view = "sign-in";
     document.title = "Sign in · Chatroom";
@@ -81,16 +92,27 @@ function render() {
       h(
         "section",
         { class: "panel narrow" },
-        h("h1", { text: "Welcome to chatroom" }),
+        h("h1", { text: invite ? "You are invited to a room" : "Welcome to chatroom" }),
         h("p", {
           class: "muted",
-          text:
-            "Direct a team of AI coding agents: send a request, watch them hand the work " +
-            "to each other, and keep the queue in order.",
+          text: invite
+            ? "Sign in, create an account or continue as a guest; then you can join the room."
+            : "Direct a team of AI coding agents: send a request, watch them hand the work " +
+              "to each other, and keep the queue in order.",
         }),
-        signInForm(),
+        signInChoices(),
       ),
     );
+    return;
+  }
+  if (invite) {
+    document.body.dataset.view = "invite";
+    cleanup = inviteView(main, { code: invite, navigate });
+    return;
+  }
+  if (path === "/account") {
+    document.body.dataset.view = "account";
+    cleanup = accountView(main, { navigate });
     return;
   }
   const room = path.match(/^\/rooms\/([^/]+)$/);
@@ -145,14 +167,8 @@ window.addEventListener("storage", (event) => {
 setInterval(() => refreshRelativeTimes(), 30_000);
 
 // A token placed here by other means (GraphiQL, a test) comes without the user's name.
-if (auth.token && !auth.user) {
-  const token = auth.token;
-  gql("{ me { id displayName } }")
-    .then((data) => {
-      if (auth.token === token) auth.set(token, data.me);
-    })
-    .catch(() => {});
-}
+if (auth.token && !auth.user) currentUser().catch(() => {});
+window.addEventListener("hashchange", render); // an invite link opened in this tab
 
 window.addEventListener("unhandledrejection", (event) => {
   toast(errorText(event.reason), "error");

@@ -1,12 +1,23 @@
 // One room: the live feed (roomEvents over graphql-transport-ws, resumed by seq after a drop),
-// team status, the current task, the queue and the backlog with their actions, and the send box.
+// team status, the current task, the queue and the backlog with their actions, the send box,
+// and the room's people (members.js). A viewer sees the room read-only: no send box, no
+// steering (task actions, backlog, interrupt, rename, complete, agent prompts).
 //
 // Loading order matters: the room (with lastEventSeq = N) is read first, then the newest
 // messages and the open tasks, then the subscription starts with afterSeq = N. Everything that
 // changed after N is replayed; messages are keyed by their seq and tasks / participants keep the
 // newest version by updatedAt, so a replay never duplicates or rolls back anything.
 
-import { ApiError, auth, errorText, gql, newKey, NetworkError, RoomFeed } from "./api.js";
+import {
+  ApiError,
+  auth,
+  errorText,
+  gql,
+  newKey,
+  NetworkError,
+  operation,
+  RoomFeed,
+} from "./api.js";
 import {
   busy,
   confirmDialog,
@@ -20,50 +31,7 @@ import {
   toast,
 } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
-
-const TASK = `id status content createdBy assignedTo queuePosition attempt createdAt updatedAt
-  startedAt completedAt leaseExpiresAt sourceMessage { id }`;
-const MSG = `id seq senderRole targetRole content type classification effectiveClassification
-  claimedByRole createdAt task { ${TASK} }`;
-const PARTICIPANT = "role status lastSeenAt updatedAt";
-const ROOM = `id name status teamId teamName teamRoles entryPoint lastEventSeq createdAt updatedAt`;
-
-const Q_ROOM = `query Room($id: ID!) { chatroom(id: $id) { ${ROOM} participants { ${PARTICIPANT} } } }`;
-const Q_FEED = `query Feed($id: ID!, $last: Int!) {
-  messages(chatroomId: $id, last: $last) { nodes { ${MSG} } pageInfo { hasPreviousPage startCursor } }
-  tasks(chatroomId: $id, statuses: [PENDING, IN_PROGRESS, QUEUED, BACKLOG], limit: 200) { ${TASK} }
-}`;
-const Q_OLDER = `query Older($id: ID!, $last: Int!, $before: String!) {
-  messages(chatroomId: $id, last: $last, before: $before) {
-    nodes { ${MSG} } pageInfo { hasPreviousPage startCursor }
-  }
-}`;
-const S_EVENTS = `subscription RoomEvents($chatroomId: ID!, $afterSeq: Int) {
-  roomEvents(chatroomId: $chatroomId, afterSeq: $afterSeq) {
-    seq kind createdAt
-    message { ${MSG} }
-    task { ${TASK} }
-    participant { ${PARTICIPANT} }
-    room { ${ROOM} }
-  }
-}`;
-const M_SEND = `mutation Send($input: SendMessageInput!) {
-  sendMessage(input: $input) { message { ${MSG} } task { ${TASK} } }
-}`;
-const M_INTERRUPT = `mutation Interrupt($id: ID!) { interruptChatroom(chatroomId: $id) { ${ROOM} } }`;
-const M_RENAME = `mutation Rename($id: ID!, $name: String!) {
-  renameChatroom(chatroomId: $id, name: $name) { ${ROOM} }
-}`;
-const M_COMPLETE_ROOM = `mutation CompleteRoom($id: ID!) { completeChatroom(chatroomId: $id) { ${ROOM} } }`;
-const M_ADD_BACKLOG = `mutation AddBacklog($input: AddBacklogTaskInput!) { addBacklogTask(input: $input) { ${TASK} } }`;
-const M_UPDATE = `mutation UpdateTask($input: UpdateTaskInput!) { updateTask(input: $input) { ${TASK} } }`;
-const M_MOVE = `mutation MoveToQueue($input: TaskRefInput!) { moveTaskToQueue(input: $input) { ${TASK} } }`;
-const M_COMPLETE = `mutation CompleteTask($input: CompleteTaskInput!) { completeTask(input: $input) { ${TASK} } }`;
-const M_CANCEL = `mutation CancelTask($input: TaskRefInput!) { cancelTask(input: $input) { ${TASK} } }`;
-const M_RELEASE = `mutation ReleaseTask($input: TaskRefInput!) { releaseTask(input: $input) { ${TASK} } }`;
-const Q_PROMPT = `query Prompt($id: ID!, $role: String!) {
-  rolePrompt(chatroomId: $id, role: $role) { role prompt allowedTargets defaultTarget }
-}`;
+import { membersPanel } from "./members.js";
 
 const PAGE = 50;
 const TASK_WORDS = {
@@ -134,7 +102,9 @@ export function roomView(main, { roomId, navigate }) {
     olderCursor: null,
     editing: null, // { taskId, draft }
     prompts: new Map(), // role -> rolePrompt
+    myRole: null, // "owner" | "member" | "viewer" | null (not known yet: act as a member)
   };
+  const readOnly = () => state.myRole === "viewer";
   let feed = null;
   let stopped = false;
   const timers = [];
@@ -244,6 +214,12 @@ export function roomView(main, { roomId, navigate }) {
     h("div", { class: "send-row" }, textarea, sendButton),
     sendHint,
   );
+  const readOnlyNote = h("p", {
+    class: "readonly-note",
+    role: "note",
+    hidden: true,
+    text: "You are a viewer of this room: you can follow it, but not send or steer. Ask its owner to make you a member.",
+  });
   const feedCol = h(
     "section",
     { class: "feed-col", "aria-label": "Conversation" },
@@ -251,6 +227,7 @@ export function roomView(main, { roomId, navigate }) {
     jumpButton,
     working,
     sendForm,
+    readOnlyNote,
   );
 
   const teamList = h("ul", { class: "team-list" });
@@ -273,6 +250,7 @@ export function roomView(main, { roomId, navigate }) {
     backlogInput,
     h("button", { type: "submit", class: "btn btn-small", text: "Add" }),
   );
+  const people = membersPanel({ roomId, onRole: setRole });
   const closeSide = h("button", {
     type: "button",
     class: "icon-btn side-close",
@@ -309,6 +287,7 @@ export function roomView(main, { roomId, navigate }) {
       backlogForm,
       backlogList,
     ),
+    people.el,
     h(
       "section",
       { class: "side-section", "aria-labelledby": "room-info-title" },
@@ -354,8 +333,8 @@ export function roomView(main, { roomId, navigate }) {
     const completed = room.status === "COMPLETED";
     statusBadge.textContent = completed ? "completed" : "active";
     statusBadge.className = `badge badge-room-${room.status.toLowerCase()}`;
-    interruptButton.hidden = completed;
-    completeRoomButton.hidden = completed;
+    interruptButton.hidden = completed || readOnly();
+    completeRoomButton.hidden = completed || readOnly();
     fill(
       roomFacts,
       h("dt", { text: "Team" }),
@@ -367,7 +346,7 @@ export function roomView(main, { roomId, navigate }) {
       h("dt", { text: "Room id" }),
       h("dd", {}, h("code", { class: "room-id", text: room.id })),
     );
-    renameButton.hidden = false;
+    renameButton.hidden = readOnly();
     page.classList.toggle("is-completed", completed);
   }
 
@@ -384,7 +363,7 @@ export function roomView(main, { roomId, navigate }) {
       if (!name || name === state.room.name) return done();
       input.disabled = true;
       try {
-        const room = (await gql(M_RENAME, { id: roomId, name })).renameChatroom;
+        const room = (await gql("RenameChatroom", { id: roomId, name })).renameChatroom;
         applyRoom(room);
         done();
       } catch (err) {
@@ -429,7 +408,7 @@ export function roomView(main, { roomId, navigate }) {
     await busy(
       interruptButton,
       async () => {
-        applyRoom((await gql(M_INTERRUPT, { id: roomId })).interruptChatroom);
+        applyRoom((await gql("InterruptChatroom", { id: roomId })).interruptChatroom);
         toast("Interrupt sent.");
       },
       errorText,
@@ -446,7 +425,7 @@ export function roomView(main, { roomId, navigate }) {
     await busy(
       completeRoomButton,
       async () => {
-        await gql(M_COMPLETE_ROOM, { id: roomId });
+        await gql("CompleteChatroom", { id: roomId });
         navigate("/");
       },
       errorText,
@@ -632,7 +611,11 @@ export function roomView(main, { roomId, navigate }) {
     await busy(
       olderButton,
       async () => {
-        const data = await gql(Q_OLDER, { id: roomId, last: PAGE, before: state.olderCursor });
+        const data = await gql("OlderMessages", {
+          id: roomId,
+          last: PAGE,
+          before: state.olderCursor,
+        });
         const before = feedScroll.scrollHeight;
         const top = feedScroll.scrollTop;
         setOlder(data.messages.pageInfo);
@@ -743,13 +726,13 @@ export function roomView(main, { roomId, navigate }) {
               : null,
           ),
         ),
-        h("div", { class: "member-actions" }, copy, view),
+        readOnly() ? null : h("div", { class: "member-actions" }, copy, view),
       );
     });
     fill(teamList, items);
     const n = room.teamRoles.length;
     teamSummary.textContent = away.length
-      ? `Away: ${away.join(", ")}. Give an agent its prompt to bring it in.`
+      ? `Away: ${away.join(", ")}.${readOnly() ? "" : " Give an agent its prompt to bring it in."}`
       : `All ${n} agent${n === 1 ? "" : "s"} present.`;
     const workingRoles = room.teamRoles.filter(
       (r) => (state.participants.get(r) || {}).status === "ACTIVE",
@@ -770,7 +753,7 @@ export function roomView(main, { roomId, navigate }) {
 
   async function loadPrompt(role) {
     if (!state.prompts.has(role)) {
-      const data = await gql(Q_PROMPT, { id: roomId, role });
+      const data = await gql("RolePrompt", { id: roomId, role });
       state.prompts.set(role, data.rolePrompt);
     }
     return agentPrompt(state.room, role, state.prompts.get(role));
@@ -925,7 +908,7 @@ export function roomView(main, { roomId, navigate }) {
             confirm: "Cancel task",
             danger: true,
           });
-          if (ok) await taskAction(button, M_CANCEL, { input: ref(task) }, "cancelTask");
+          if (ok) await taskAction(button, "CancelTask", { input: ref(task) }, "cancelTask");
         },
         { danger: true, aria: `Cancel task: ${short}` },
       );
@@ -949,7 +932,7 @@ export function roomView(main, { roomId, navigate }) {
             if (ok) {
               await taskAction(
                 button,
-                M_COMPLETE,
+                "CompleteTask",
                 { input: { ...ref(task), force: true } },
                 "completeTask",
               );
@@ -972,7 +955,7 @@ export function roomView(main, { roomId, navigate }) {
                   `and ${task.assignedTo} (or a restarted agent) can claim it again.`,
                 confirm: "Release",
               });
-              if (ok) await taskAction(button, M_RELEASE, { input: ref(task) }, "releaseTask");
+              if (ok) await taskAction(button, "ReleaseTask", { input: ref(task) }, "releaseTask");
             },
             { aria: `Release stuck task: ${short}` },
           ),
@@ -986,7 +969,8 @@ export function roomView(main, { roomId, navigate }) {
         actionButton(
           "Move to queue",
           `move:${task.id}`,
-          (e) => taskAction(e.currentTarget, M_MOVE, { input: ref(task) }, "moveTaskToQueue"),
+          (e) =>
+            taskAction(e.currentTarget, "MoveTaskToQueue", { input: ref(task) }, "moveTaskToQueue"),
           { aria: `Move to queue: ${short}` },
         ),
         edit(),
@@ -996,7 +980,7 @@ export function roomView(main, { roomId, navigate }) {
           (e) =>
             taskAction(
               e.currentTarget,
-              M_COMPLETE,
+              "CompleteTask",
               { input: { ...ref(task), force: false } },
               "completeTask",
             ),
@@ -1005,7 +989,8 @@ export function roomView(main, { roomId, navigate }) {
         cancel(),
       );
     }
-    li.append(head, content, actions);
+    li.append(head, content);
+    if (!readOnly()) li.append(actions);
     return li;
   }
 
@@ -1052,7 +1037,7 @@ export function roomView(main, { roomId, navigate }) {
       e.preventDefault();
       const content = area.value.trim();
       if (!content) return area.focus();
-      await taskAction(save, M_UPDATE, { input: { ...ref(task), content } }, "updateTask", () =>
+      await taskAction(save, "UpdateTask", { input: { ...ref(task), content } }, "updateTask", () =>
         stop(),
       );
     });
@@ -1142,7 +1127,7 @@ export function roomView(main, { roomId, navigate }) {
     await busy(
       button,
       async () => {
-        const task = (await gql(M_ADD_BACKLOG, { input: { chatroomId: roomId, content } }))
+        const task = (await gql("AddBacklogTask", { input: { chatroomId: roomId, content } }))
           .addBacklogTask;
         backlogInput.value = "";
         applyTask(task);
@@ -1163,6 +1148,19 @@ export function roomView(main, { roomId, navigate }) {
   const touch = window.matchMedia && window.matchMedia("(pointer: coarse)").matches;
   let draftKey = newKey();
   let sending = false;
+
+  /** My role in the room changed (or became known): show or hide what a viewer cannot use. */
+  function setRole(role) {
+    state.myRole = role;
+    page.classList.toggle("is-readonly", readOnly());
+    sendForm.hidden = readOnly();
+    readOnlyNote.hidden = !readOnly();
+    backlogForm.hidden = readOnly();
+    if (!state.room) return;
+    renderHead();
+    renderTeam();
+    renderTasks();
+  }
 
   function renderSend() {
     if (!state.room) return;
@@ -1197,7 +1195,7 @@ export function roomView(main, { roomId, navigate }) {
     sendButton.textContent = "Sending…";
     sendForm.classList.add("is-sending");
     try {
-      const data = await gql(M_SEND, {
+      const data = await gql("SendMessage", {
         input: { chatroomId: roomId, content, idempotencyKey: draftKey },
       });
       const result = data.sendMessage;
@@ -1236,7 +1234,7 @@ export function roomView(main, { roomId, navigate }) {
         "section",
         { class: "panel narrow" },
         h("h1", { text: notFound ? "Room not found" : "Cannot open this room" }),
-        h("p", { text: notFound ? "It does not exist, or it is not yours." : errorText(err) }),
+        h("p", { text: notFound ? "It does not exist, or you are not in it." : errorText(err) }),
         h("p", {}, h("a", { href: "/", "data-link": true, text: "Back to my rooms" })),
       ),
     );
@@ -1244,7 +1242,14 @@ export function roomView(main, { roomId, navigate }) {
 
   async function load() {
     setConn("connecting");
-    const roomData = await gql(Q_ROOM, { id: roomId });
+    // The documents are fetched in parallel with the first reads, not one after another.
+    for (const name of ["Feed", "RoomEvents", "SendMessage"]) operation(name).catch(() => {});
+    const [roomData] = await Promise.all([
+      gql("Room", { id: roomId }),
+      // My role decides what is shown; if it cannot be read, the server still refuses what a
+      // viewer may not do.
+      people.load().catch(() => null),
+    ]);
     if (stopped) return;
     const room = roomData.chatroom;
     for (const p of room.participants) applyParticipant(p);
@@ -1252,7 +1257,7 @@ export function roomView(main, { roomId, navigate }) {
     applyRoom(room);
     const afterSeq = room.lastEventSeq;
 
-    const data = await gql(Q_FEED, { id: roomId, last: PAGE });
+    const data = await gql("Feed", { id: roomId, last: PAGE });
     if (stopped) return;
     for (const t of data.tasks) applyTask(t, { render: false });
     setOlder(data.messages.pageInfo);
@@ -1263,10 +1268,12 @@ export function roomView(main, { roomId, navigate }) {
     refreshTaskBadges();
     scrollToBottom();
 
+    const events = await operation("RoomEvents");
+    if (stopped) return;
     feed = new RoomFeed({
       chatroomId: roomId,
       afterSeq,
-      query: S_EVENTS,
+      query: events,
       onEvent,
       onState: setConn,
       onFatal: fatal,
@@ -1290,6 +1297,10 @@ export function roomView(main, { roomId, navigate }) {
     fatal(err);
   });
   timers.push(setInterval(() => refreshRelativeTimes(page), 30_000));
+  // Membership changes carry no room event: re-read the people when the tab gets focus.
+  const onFocus = () => people.load().catch(() => {});
+  window.addEventListener("focus", onFocus);
+  cleanupFns.push(() => window.removeEventListener("focus", onFocus));
 
   return () => {
     stopped = true;

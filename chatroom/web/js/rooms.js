@@ -3,19 +3,6 @@
 import { errorText, gql, newKey } from "./api.js";
 import { busy, confirmDialog, fill, h, timeEl, toast, withCode } from "./dom.js";
 
-const ROOM_FIELDS = `id name status teamId teamName teamRoles entryPoint createdAt updatedAt
-  participants { role status lastSeenAt }`;
-
-const ROOMS = `query Rooms {
-  active: chatrooms(status: ACTIVE) { ${ROOM_FIELDS} }
-  completed: chatrooms(status: COMPLETED) { ${ROOM_FIELDS} }
-}`;
-const TEAMS = `query Teams { teams { id name roles entryPoint description } }`;
-const CREATE = `mutation CreateRoom($input: CreateChatroomInput!) {
-  createChatroom(input: $input) { id name }
-}`;
-const COMPLETE = `mutation CompleteRoom($id: ID!) { completeChatroom(chatroomId: $id) { id status } }`;
-
 const STATUS_WORDS = { ACTIVE: "working", WAITING: "waiting", IDLE: "away" };
 const ROLE_RE = /^[a-z][a-z0-9-]{0,31}$/;
 
@@ -180,7 +167,7 @@ export function roomsView(main, { navigate }) {
         await busy(
           button,
           async () => {
-            await gql(COMPLETE, { id: room.id });
+            await gql("CompleteChatroom", { id: room.id });
             toast(`“${room.name}” is completed.`);
             await load();
           },
@@ -246,7 +233,7 @@ export function roomsView(main, { navigate }) {
 
   let lastJson = "";
   async function load() {
-    const result = await gql(ROOMS);
+    const result = await gql("Rooms");
     if (stopped) return;
     const json = JSON.stringify(result);
     if (json === lastJson) return; // unchanged: keep the DOM (and the keyboard focus) as it is
@@ -275,7 +262,7 @@ export function roomsView(main, { navigate }) {
     if (!teams) {
       fill(createBox, h("p", { class: "muted", text: "Loading teams…" }));
       try {
-        teams = (await gql(TEAMS)).teams;
+        teams = (await gql("Teams")).teams;
       } catch (err) {
         fill(createBox, h("p", { class: "form-error", role: "alert", text: errorText(err) }));
         return;
@@ -403,7 +390,7 @@ export function roomsView(main, { navigate }) {
       }
       submit.disabled = true;
       try {
-        const room = (await gql(CREATE, { input })).createChatroom;
+        const room = (await gql("CreateChatroom", { input })).createChatroom;
         navigate(`/rooms/${encodeURIComponent(room.id)}`);
       } catch (err) {
         error.textContent = errorText(err);

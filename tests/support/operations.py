@@ -1,0 +1,30 @@
+"""GraphQL documents kept as files (`<Name>.graphql`, one operation each), checked against the
+committed schema.graphql. The CLI (chatroom/cli/operations) and the web page
+(chatroom/web/operations) both keep their documents this way (SPEC §13)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from graphql import build_schema, parse, validate
+
+SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
+
+
+def check_operation_files(directory: Path, read: Callable[[str], str] | None = None) -> list[Path]:
+    """Assert that every `*.graphql` file in `directory` is valid against schema.graphql and
+    holds one operation named like the file. `read(name)` loads a document the way its client
+    does (default: the file's text). Returns the files, sorted."""
+    schema = build_schema(SCHEMA_FILE.read_text())
+    files = sorted(directory.glob("*.graphql"))
+    assert files, f"no .graphql files in {directory}"
+    for path in files:
+        text = read(path.stem) if read else path.read_text(encoding="utf-8")
+        document = parse(text)
+        errors = validate(schema, document)
+        assert not errors, f"{path.name}: {errors}"
+        # One operation per file, named like the file.
+        names = [d.name.value for d in document.definitions if d.name]  # type: ignore[attr-defined]
+        assert names == [path.stem], path.name
+    return files

@@ -268,6 +268,8 @@ async def test_members_invites_and_the_read_only_viewer(
         await member_page.get_by_label("Message", exact=True).press("Enter")
         await expect(member_page.locator(FEED).filter(has_text="Member here")).to_have_count(1)
         await expect(member_page.locator(".invite-form")).to_have_count(0)  # owner only
+        await member_page.get_by_role("link", name="Back to my rooms").click()
+        await expect(member_page.locator(".room-card")).to_contain_text("Shared room")
         # The link was for one use: a second person is refused.
         async with other_person(browser) as late_page:
             await late_page.goto(member_link)

@@ -168,7 +168,10 @@ setInterval(() => refreshRelativeTimes(), 30_000);
 
 // A token placed here by other means (GraphiQL, a test) comes without the user's name.
 if (auth.token && !auth.user) currentUser().catch(() => {});
-window.addEventListener("hashchange", render); // an invite link opened in this tab
+// An invite link opened in this tab. Other fragments (the skip link's #main) keep the view.
+window.addEventListener("hashchange", () => {
+  if (inviteCode()) render();
+});
 
 window.addEventListener("unhandledrejection", (event) => {
   toast(errorText(event.reason), "error");

@@ -15,6 +15,8 @@ from mcp.types import Implementation
 from pydantic import BaseModel
 
 from tests.cli.support import CLI, REPO_ROOT, Cli
+from tests.support.gql_client import gql_http
+from tests.support.server import LiveServer
 
 CHANNEL_METHOD = "notifications/claude/channel"
 PUSH_TIMEOUT = 30.0
@@ -125,3 +127,20 @@ async def waiting_call(
         raise AssertionError(f"{name} ended before it was waiting: {task.result()}")
     assert started.is_set(), f"{name} never reported that it was waiting"
     return task
+
+
+async def until_status(
+    server: LiveServer, token: str, room_id: str, role: str, status: str, limit: float = 15.0
+) -> None:
+    """Poll until the role's participant has `status` (e.g. IDLE once its waiter is gone)."""
+    query = "query($id: ID!) { chatroom(id: $id) { participants { role status } } }"
+    deadline = asyncio.get_running_loop().time() + limit
+    async with gql_http(server, token) as session:
+        while True:
+            data = await session.execute(query, id=room_id)
+            states = {p["role"]: p["status"] for p in data["chatroom"]["participants"]}
+            if states.get(role) == status:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{role} is {states.get(role)}, never {status}")
+            await asyncio.sleep(0.05)

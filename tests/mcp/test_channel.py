@@ -1,0 +1,121 @@
+"""The Claude Code channel: `chatroom mcp` declares `claude/channel` and pushes each task that
+arrives while no wait_for_task call is open as a `notifications/claude/channel` notification,
+received here by the SDK's own client; each task once, through a server restart too."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.cli.support import Cli, logged_in
+from tests.mcp.support import call, mcp_process, mcp_session, waiting_call
+from tests.mcp.test_tools import TRICKY
+from tests.support import dbutil
+from tests.support.gql_client import gql_http
+from tests.support.pg import PgDatabase
+from tests.support.server import LiveServer
+
+TASK_ROW = "SELECT status, assigned_to, attempt FROM tasks WHERE id = $1::uuid"
+SEND = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { task { id } } }"
+SEEN = "query($id: ID!) { chatroom(id: $id) { participants { role lastSeenAt } } }"
+
+
+async def last_seen(server: LiveServer, token: str, room: str, role: str) -> str | None:
+    async with gql_http(server, token) as session:
+        data = await session.execute(SEEN, id=room)
+    seen = {p["role"]: p["lastSeenAt"] for p in data["chatroom"]["participants"]}
+    return seen.get(role)
+
+
+async def until_seen_after(
+    server: LiveServer, token: str, room: str, role: str, before: str | None
+) -> None:
+    """Poll until the role's waiter registered again (registering stamps lastSeenAt)."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while await last_seen(server, token, room, role) == before:
+        assert asyncio.get_running_loop().time() < deadline, "the waiter never came back"
+        await asyncio.sleep(0.05)
+
+
+async def send(server: LiveServer, token: str, room: str, text: str) -> dict[str, str]:
+    """A user message through the API, byte for byte (the CLI trims a heredoc's last newline)."""
+    async with gql_http(server, token) as session:
+        data = await session.execute(SEND, i={"chatroomId": room, "content": text})
+    return {"task_id": data["sendMessage"]["task"]["id"]}
+
+
+async def test_the_capability_is_declared(cli: Cli) -> None:
+    async with mcp_session(cli) as session:
+        capabilities = session.initialize_result.capabilities  # type: ignore[union-attr]
+        assert capabilities.experimental == {"claude/channel": {}}
+
+
+async def test_tasks_are_pushed_to_claude_code_once(
+    tmp_path: Path, db: PgDatabase, start_server
+) -> None:
+    server: LiveServer = await start_server(db.url)
+    cli = await logged_in(server, tmp_path / "cfg")
+    token = cli.token()
+    room = await cli.create_room()
+    async with mcp_process(
+        cli, "--room", room, "--role", "builder", client_name="claude-code"
+    ) as claude:
+        builder = claude.client
+        # No tool call open: the desk claims the task and pushes it.
+        first = await send(server, token, room, TRICKY)
+        push = await claude.push()
+        assert push.content == TRICKY
+        assert push.meta["event"] == "task" and push.meta["task_id"] == first["task_id"]
+        assert push.meta["from_role"] == "user" and push.meta["resumed"] == "false"
+        assert "classify" in push.meta["next"]
+        assert await dbutil.fetchrow(db.url, TASK_ROW, first["task_id"]) == (
+            "in_progress",
+            "builder",
+            1,
+        )
+
+        # The server restarts: the desk's subscription comes back and the server delivers the
+        # held task again (resumed). The agent has it already: no second push.
+        before = await last_seen(server, token, room, "builder")
+        await server.restart()
+        await until_seen_after(server, token, room, "builder", before)
+        # A wait_for_task call hands back the task the agent holds (it may have missed the push).
+        again = await call(builder, "wait_for_task", timeout_seconds=30)
+        assert (again["task_id"], again["resumed"], again["body"]) == (
+            first["task_id"],
+            True,
+            TRICKY,
+        )
+        await call(builder, "classify", classification="question")
+        await call(builder, "hand_off", message="Answered.", target_role="user")
+
+        # A call is open: the next task goes to it, not to the channel.
+        waiting = await waiting_call(builder, timeout_seconds=60)
+        second = await cli.send(room, "Second request.")
+        got = await asyncio.wait_for(waiting, 60)
+        assert (got["task_id"], got["resumed"], got["body"]) == (
+            second["task_id"],
+            False,
+            "Second request.",
+        )
+        await call(builder, "classify", classification="question")
+        await call(builder, "hand_off", message="Answered again.", target_role="user")
+
+        # No call open again: pushed. The pushes, in order, are one per task pushed.
+        third = await cli.send(room, "Third request.")
+        push = await claude.push()
+        assert (push.meta["task_id"], push.content) == (third["task_id"], "Third request.")
+        assert claude.pushes.empty()
+
+
+async def test_a_generic_client_gets_no_push(cli: Cli, live_server: LiveServer) -> None:
+    """Not Claude Code (and no --channel on): nothing is claimed behind the agent's back."""
+    room = await cli.create_room()
+    async with mcp_process(cli, "--room", room, "--role", "builder") as other:
+        await call(other.client, "room_status")  # initialized and serving
+        sent = await cli.send(room, "Nobody claims this yet.")
+        # The request is still pending for whoever waits: a CLI waiter takes it.
+        got = (await cli.run("wait-for-message", room, "--role", "builder", "--json")).ok().json()
+        # Claimed by that wait, not taken over from a claim the MCP server made.
+        assert (got["task"]["id"], got["task"]["resumed"]) == (sent["task_id"], False)
+        assert other.pushes.empty()

@@ -1,17 +1,22 @@
 """The web page's GraphQL documents (SPEC §13): files in chatroom/web/operations, valid against
 schema.graphql, one operation each; the page's JavaScript holds no query text and names only
 documents that exist; the server serves each file byte for byte (what the page sends as
-`query`, and what trusted documents know by its sha256)."""
+`query`, and what trusted documents know by its sha256); and the page works when only those
+documents may run."""
 
 from __future__ import annotations
 
 import re
 
 import httpx
+from playwright.async_api import Page, expect
 
+from tests.conftest import FreshDb, StartServer
+from tests.support.gql_client import expect_error, gql_http
 from tests.support.operations import check_operation_files
 from tests.support.server import LiveServer
-from tests.web.common import REPO_ROOT
+from tests.web.common import REPO_ROOT, wait_live
+from tests.web.test_room_page import FEED, send_from_page, sign_in_and_create_room
 
 WEB = REPO_ROOT / "chatroom" / "web"
 OPERATIONS = WEB / "operations"
@@ -56,3 +61,30 @@ async def test_operation_files_are_served_byte_for_byte(live_server: LiveServer)
             assert response.status_code == 200, path.name
             assert response.content == path.read_bytes(), path.name
             assert response.headers["cache-control"] == "no-cache"
+
+
+async def test_the_page_works_when_only_trusted_documents_run(
+    page: Page, fresh_db: FreshDb, start_server: StartServer
+) -> None:
+    """With CHATROOM_TRUSTED_DOCUMENTS=only nothing but registered documents runs: the page,
+    which sends only its files' text, works as usual, its live feed included."""
+    server = await start_server((await fresh_db()).url, {"CHATROOM_TRUSTED_DOCUMENTS": "only"})
+    async with gql_http(server) as s:
+        code, message = await expect_error(s.execute("{ teams { id } }"))
+    assert code == "FORBIDDEN", message  # the mode is on: a typed document is refused
+
+    _, room_id = await sign_in_and_create_room(page, server, "Trusted room")
+    # A second tab of the same room shows what the first sends only through its subscription.
+    other = await page.context.new_page()
+    await other.goto(f"{server.base_url}/rooms/{room_id}")
+    await wait_live(other)
+    await send_from_page(page, "Only **trusted** documents here")
+    await expect(other.locator(FEED).filter(has_text="Only trusted documents here")).to_have_count(
+        1
+    )
+    await expect(page.locator(".people-list > li")).to_have_count(1)
+    await page.get_by_role("button", name="Create link").click()
+    await expect(page.get_by_label("Invite link")).to_have_value(re.compile("#invite="))
+    await page.goto(server.base_url + "/account")
+    await expect(page.locator(".session-list").first.locator(":scope > li")).to_have_count(1)
+    await other.close()

@@ -105,6 +105,8 @@ export function roomView(main, { roomId, navigate }) {
     myRole: null, // "owner" | "member" | "viewer" | null (not known yet: act as a member)
   };
   const readOnly = () => state.myRole === "viewer";
+  // Renaming and completing the room are the owner's (members steer the work, not the room).
+  const manages = () => state.myRole === "owner" || state.myRole === null;
   let feed = null;
   let stopped = false;
   const timers = [];
@@ -334,7 +336,7 @@ export function roomView(main, { roomId, navigate }) {
     statusBadge.textContent = completed ? "completed" : "active";
     statusBadge.className = `badge badge-room-${room.status.toLowerCase()}`;
     interruptButton.hidden = completed || readOnly();
-    completeRoomButton.hidden = completed || readOnly();
+    completeRoomButton.hidden = completed || !manages();
     fill(
       roomFacts,
       h("dt", { text: "Team" }),
@@ -346,7 +348,7 @@ export function roomView(main, { roomId, navigate }) {
       h("dt", { text: "Room id" }),
       h("dd", {}, h("code", { class: "room-id", text: room.id })),
     );
-    renameButton.hidden = readOnly();
+    renameButton.hidden = !manages();
     page.classList.toggle("is-completed", completed);
   }
 
@@ -659,6 +661,8 @@ export function roomView(main, { roomId, navigate }) {
 
   function onEvent(event) {
     if (event.room) applyRoom(event.room);
+    // A membership change (someone joined, left, or got another role) is a ROOM_UPDATED.
+    if (event.kind === "ROOM_UPDATED") people.load().catch(() => {});
     if (event.participant) {
       applyParticipant(event.participant);
       renderTeam();
@@ -1297,7 +1301,8 @@ export function roomView(main, { roomId, navigate }) {
     fatal(err);
   });
   timers.push(setInterval(() => refreshRelativeTimes(page), 30_000));
-  // Membership changes carry no room event: re-read the people when the tab gets focus.
+  // Membership changes arrive as ROOM_UPDATED while the feed is live; the tab getting focus
+  // re-reads the people too (after a reconnect, say).
   const onFocus = () => people.load().catch(() => {});
   window.addEventListener("focus", onFocus);
   cleanupFns.push(() => window.removeEventListener("focus", onFocus));

@@ -31,6 +31,7 @@ from tests.web.test_room_page import FEED, QUEUE, _assert_accessible_and_fits, c
 OPERATIONS = REPO_ROOT / "chatroom" / "web" / "operations"
 ME = "{ me { id displayName } }"
 MEMBERS = "query($c: ID!) { roomMembers(chatroomId: $c) { user { displayName } role } }"
+REMOVE = "mutation($c: ID!, $u: ID!) { removeMember(chatroomId: $c, userId: $u) }"
 AGENT_TOKEN = (
     "mutation($c: ID!, $r: String!) { createAgentToken(chatroomId: $c, role: $r) { token } }"
 )
@@ -222,6 +223,11 @@ async def create_invite(page: Page, role: str, uses: int = 1) -> str:
     return copied
 
 
+async def gql_call(server: LiveServer, token: str, doc: str, **variables: Any) -> dict[str, Any]:
+    async with gql_http(server, token) as s:
+        return await s.execute(doc, **variables)
+
+
 async def room_members(server: LiveServer, token: str, room_id: str) -> list[tuple[str, str]]:
     async with gql_http(server, token) as s:
         rows = (await s.execute(MEMBERS, c=room_id))["roomMembers"]
@@ -365,4 +371,10 @@ async def test_accepting_an_invite_when_signed_in(
         await page.wait_for_url(re.compile(r"/rooms/[^/#]+$"))
         await expect(page.locator("#room-title")).to_have_text("Quick join")
         await expect(page.locator(".readonly-note")).to_be_visible()
-    assert ("Quinn", "viewer") in await room_members(live_server, owner, str(room["id"]))
+        await wait_live(page)
+        assert ("Quinn", "viewer") in await room_members(live_server, owner, str(room["id"]))
+
+        # Removed by the owner, the open room page loses the room at once.
+        quinn = (await gql_call(live_server, guest, ME))["me"]["id"]
+        await gql_call(live_server, owner, REMOVE, c=room["id"], u=quinn)
+        await expect(page.get_by_role("heading", name="Room not found")).to_be_visible()

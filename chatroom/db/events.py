@@ -2,15 +2,18 @@
 
 `append_event` numbers the event (the caller holds the room row's lock, so the counter is
 gapless) and queues it on the session; `write_pending_events` writes the whole batch just
-before the transaction commits: one multi-row INSERT and one notification per room, instead of
-three statements per event. The notification's format is chatroom/db/notify.py's;
+before the transaction commits, in ONE statement: the events (one multi-row INSERT), the
+rooms' counters and one notification per room. The counters (`bump`) are set on the room
+object without the ORM seeing a change, so no flush re-issues `UPDATE chatrooms` for them; the
+final statement writes them once. The notification's format is chatroom/db/notify.py's;
 subscribers treat it as a wake-up and re-read the table from their cursor."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, literal, select, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -18,6 +21,8 @@ from chatroom.db.models import Chatroom, EventKind, RoomEvent, utcnow
 from chatroom.db.notify import notify, room_payload
 
 _PENDING = "chatroom.pending_events"
+_ROOMS = "chatroom.counted_rooms"  # room id -> the locked Chatroom whose counters moved
+COUNTERS = ("last_event_seq", "last_message_seq", "next_queue_position")
 
 
 def snapshot(row: SQLModel) -> dict[str, Any]:
@@ -25,21 +30,30 @@ def snapshot(row: SQLModel) -> dict[str, Any]:
     return row.model_dump(mode="json")
 
 
+def bump(tx: AsyncSession, room: Chatroom, counter: str) -> int:
+    """Add one to a counter of the locked room and return it; written by the commit's final
+    statement (the ORM does not see the change, so flushes leave the room row alone)."""
+    assert counter in COUNTERS, counter
+    value = getattr(room, counter) + 1
+    set_committed_value(room, counter, value)
+    tx.info.setdefault(_ROOMS, {})[room.id] = room
+    return value
+
+
 def append_event(tx: AsyncSession, room: Chatroom, kind: EventKind, payload: dict[str, Any]) -> int:
     """Queue one event in this transaction; returns its seq. The room row must be locked."""
-    room.last_event_seq += 1
-    tx.add(room)
+    seq = bump(tx, room, "last_event_seq")
     pending: list[dict[str, Any]] = tx.info.setdefault(_PENDING, [])
     pending.append(
         {
             "chatroom_id": room.id,
-            "seq": room.last_event_seq,
+            "seq": seq,
             "kind": kind.value,
             "payload": payload,
             "created_at": utcnow(),
         }
     )
-    return room.last_event_seq
+    return seq
 
 
 def refresh_pending(tx: AsyncSession, key: str, row: SQLModel) -> None:
@@ -52,16 +66,33 @@ def refresh_pending(tx: AsyncSession, key: str, row: SQLModel) -> None:
             event["payload"][key] = fresh
 
 
+async def flush_orm(tx: AsyncSession) -> None:
+    """Flush the ORM's changes, if any, before a Core statement (as autoflush would); the check
+    is the session's own cheap one, so a clean session costs no round trip."""
+    if not tx.sync_session._is_clean():
+        await tx.flush()
+
+
 async def write_pending_events(tx: AsyncSession) -> None:
-    """Write the queued events and announce them; called by the transaction before commit."""
-    pending: list[dict[str, Any]] | None = tx.info.pop(_PENDING, None)
-    if not pending:
+    """Write the queued events, the rooms' counters and the notifications in one statement;
+    called by the transaction before commit."""
+    pending: list[dict[str, Any]] = tx.info.pop(_PENDING, None) or []
+    rooms: dict[Any, Chatroom] = tx.info.pop(_ROOMS, None) or {}
+    if not pending and not rooms:
         return
-    await tx.flush()  # the rooms' counters
-    connection = await tx.connection()
-    await connection.execute(insert(RoomEvent).values(pending))
+    await flush_orm(tx)  # a new room must exist before its events
+    writes = []
+    if pending:
+        writes.append(insert(RoomEvent).values(pending).cte("events"))
+    for n, room in enumerate(rooms.values()):
+        counters = {name: getattr(room, name) for name in COUNTERS}
+        writes.append(update(Chatroom).where(Chatroom.id == room.id).values(counters).cte(f"r{n}"))
     newest: dict[Any, int] = {}
     for event in pending:
         newest[event["chatroom_id"]] = max(event["seq"], newest.get(event["chatroom_id"], 0))
-    for room_id, seq in newest.items():
-        await connection.execute(notify(room_payload(room_id, seq)))
+    notices = [notify(room_payload(room_id, seq)) for room_id, seq in newest.items()]
+    statement = notices[0] if notices else select(literal(1))
+    for extra in notices[1:]:
+        statement = statement.add_columns(*extra.selected_columns)
+    connection = await tx.connection()
+    await connection.execute(statement.add_cte(*writes))

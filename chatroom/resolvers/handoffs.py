@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -14,9 +14,7 @@ from chatroom.db.models import (
     Classification,
     EventKind,
     Message,
-    MessageType,
     Participant,
-    ParticipantStatus,
     Task,
     TaskStatus,
 )
@@ -29,34 +27,12 @@ REVIEWER_ROLE = "reviewer"
 
 
 @dataclass
-class HandoffOutcome:
+class HandoffOutcome(idempotency.Outcome):
     message: Message
     completed_tasks: list[Task]
     new_task: Task | None
     promoted_task: Task | None
     sender: Participant
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "message": snapshot(self.message),
-            "completedTasks": [snapshot(t) for t in self.completed_tasks],
-            "newTask": snapshot(self.new_task) if self.new_task else None,
-            "promotedTask": snapshot(self.promoted_task) if self.promoted_task else None,
-            "sender": snapshot(self.sender),
-        }
-
-    @classmethod
-    def load(cls, data: dict[str, Any]) -> HandoffOutcome:
-        def task(d: dict[str, Any] | None) -> Task | None:
-            return Task.model_validate(d) if d else None
-
-        return cls(
-            Message.model_validate(data["message"]),
-            [Task.model_validate(t) for t in data["completedTasks"]],
-            task(data["newTask"]),
-            task(data["promotedTask"]),
-            Participant.model_validate(data["sender"]),
-        )
 
 
 async def send_handoff(
@@ -80,9 +56,9 @@ async def send_handoff(
     body = validation.content(content)
     key = validation.idempotency_key(idempotency_key)
     request = {"room": str(room.id), "sender": sender, "target": target, "content": body}
-    replay = await idempotency.reserve_or_replay(tx, caller, "sendHandoff", key, request)
-    if replay is not None:
-        return HandoffOutcome.load(replay)
+    keyed = await idempotency.begin(tx, caller, "sendHandoff", key, request, HandoffOutcome)
+    if keyed.replayed is not None:
+        return keyed.replayed
 
     # 1. checks: the sender holds the room's in-progress task; the rule allows the target.
     await writers.expire_lapsed_lease(tx, room)
@@ -92,36 +68,20 @@ async def send_handoff(
     if target == USER_ROLE:
         await _check_may_return_to_user(tx, room, task, sender)
     faults.checkpoint("handoff.checked")
-    # 2. complete the sender's task
-    completed = await writers.set_task_status(tx, room, task, TaskStatus.COMPLETED)
-    faults.checkpoint("handoff.completed")
-    # 3. the handoff message
-    message = await writers.insert_message(
-        tx, room, sender_role=sender, content=body, type=MessageType.HANDOFF, target_role=target
+    # 2.-6. one statement: the sender's task completed, the handoff message, the baton to the
+    # target in the same chain (or, back to the user, free for the next queued request), the
+    # sender ready for more work. A fault at any of these points rolls all of it back.
+    passed = await writers.pass_baton(
+        tx, room, task, sender=sender, target=target, content=body, to_user=target == USER_ROLE
     )
+    faults.checkpoint("handoff.completed")
     faults.checkpoint("handoff.message")
-    new_task = promoted = None
-    if target != USER_ROLE:
-        # 4. the baton passes to the target, in the same chain
-        new_task = await writers.insert_task(
-            tx,
-            room,
-            status=TaskStatus.PENDING,
-            content=body,
-            created_by=sender,
-            assigned_to=target,
-            source_message=message,
-            origin_message_id=task.origin_message_id,
-        )
-    else:
-        # 5. back to the user: the baton is free for the next queued request
-        promoted = await writers.promote_next(tx, room)
     faults.checkpoint("handoff.task")
-    # 6. the sender is ready for more work
-    sender_row = await writers.set_participant(tx, room, sender, ParticipantStatus.WAITING)
     faults.checkpoint("handoff.participant")
-    outcome = HandoffOutcome(message, [completed], new_task, promoted, sender_row)
-    await idempotency.record(tx, caller, "sendHandoff", key, outcome.dump())
+    outcome = HandoffOutcome(
+        passed.message, [passed.completed], passed.new_task, passed.promoted, passed.sender
+    )
+    await keyed.record(outcome)
     faults.checkpoint("handoff.recorded")
     return outcome
 
@@ -171,21 +131,27 @@ async def _check_may_return_to_user(
     origin = await tx.get(Message, task.origin_message_id) if task.origin_message_id else None
     if origin is None or origin.effective_classification != Classification.NEW_FEATURE:
         return
-    reviewed = (
-        await tx.exec(
-            select(Task.id).where(
-                Task.origin_message_id == origin.id,
-                Task.assigned_to == REVIEWER_ROLE,
-                Task.status == TaskStatus.COMPLETED,
-            )
-        )
-    ).first()
-    if reviewed is None:
+    if not await chain_reviewed(tx, origin.id):
         raise HandoffNotAllowed(
             "This chain is a new feature: it goes back to the user only after review. Hand off "
             f'to {REVIEWER_ROLE} instead (targetRole: "{REVIEWER_ROLE}").',
             suggestedTarget=REVIEWER_ROLE,
         )
+
+
+async def chain_reviewed(tx: AsyncSession, origin_id: uuid.UUID) -> bool:
+    """The team's reviewer has completed a task in the chain that starts at `origin_id` (what
+    lets a new_feature chain go back to the user; agent text reads it as ContextWindow.reviewed)."""
+    row = (
+        await tx.exec(
+            select(Task.id).where(
+                Task.origin_message_id == origin_id,
+                Task.assigned_to == REVIEWER_ROLE,
+                Task.status == TaskStatus.COMPLETED,
+            )
+        )
+    ).first()
+    return row is not None
 
 
 async def classify_task(

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chatroom.db.events import snapshot
-from chatroom.db.models import Chatroom, Message, MessageType, Task, TaskStatus
+from chatroom.db.models import Chatroom, Message, Task, TaskStatus
 from chatroom.resolvers import access, idempotency, validation, writers
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.validation import USER_ROLE
@@ -20,22 +18,9 @@ CONTEXT_WINDOW_LIMIT = 100
 
 
 @dataclass
-class SendMessageOutcome:
+class SendMessageOutcome(idempotency.Outcome):
     message: Message
     task: Task | None
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "message": snapshot(self.message),
-            "task": snapshot(self.task) if self.task else None,
-        }
-
-    @classmethod
-    def load(cls, data: dict[str, Any]) -> SendMessageOutcome:
-        task = data.get("task")
-        return cls(
-            Message.model_validate(data["message"]), Task.model_validate(task) if task else None
-        )
 
 
 async def send_message(
@@ -56,36 +41,26 @@ async def send_message(
     body = validation.content(content)
     key = validation.idempotency_key(idempotency_key)
     request = {"room": str(room.id), "sender": sender, "target": target, "content": body}
-    replay = await idempotency.reserve_or_replay(tx, caller, "sendMessage", key, request)
-    if replay is not None:
-        return SendMessageOutcome.load(replay)
+    keyed = await idempotency.begin(tx, caller, "sendMessage", key, request, SendMessageOutcome)
+    if keyed.replayed is not None:
+        return keyed.replayed
     access.require_open(room)
     await writers.expire_lapsed_lease(tx, room)
-    message = await writers.insert_message(
+    status = None
+    if sender == USER_ROLE:
+        busy = await writers.active_task(tx, room) is not None
+        status = TaskStatus.QUEUED if busy else TaskStatus.PENDING
+    message, task = await writers.post(
         tx,
         room,
         sender_role=sender,
         content=body,
-        type=MessageType.MESSAGE,
         target_role=target or (room.entry_point if sender == USER_ROLE else None),
+        task_status=status,
+        # An explicit target is honoured; otherwise the entry point takes it.
+        assigned_to=target,
     )
-    task = None
-    if sender == USER_ROLE:
-        busy = await writers.active_task(tx, room) is not None
-        task = await writers.insert_task(
-            tx,
-            room,
-            status=TaskStatus.QUEUED if busy else TaskStatus.PENDING,
-            content=body,
-            created_by=USER_ROLE,
-            # An explicit target is honoured; otherwise the entry point takes it.
-            assigned_to=target,
-            source_message=message,
-            origin_message_id=message.id,
-        )
-    outcome = SendMessageOutcome(message, task)
-    await idempotency.record(tx, caller, "sendMessage", key, outcome.dump())
-    return outcome
+    return await keyed.record(SendMessageOutcome(message, task))
 
 
 @dataclass

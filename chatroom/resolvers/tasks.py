@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.config import settings
-from chatroom.db.events import snapshot
 from chatroom.db.models import (
     Chatroom,
     Message,
@@ -28,28 +26,11 @@ from chatroom.resolvers.validation import USER_ROLE
 
 
 @dataclass
-class ClaimOutcome:
+class ClaimOutcome(idempotency.Outcome):
     success: bool
     task: Task
     message: Message | None
     participant: Participant | None
-
-    def dump(self) -> dict[str, Any]:
-        return {
-            "success": self.success,
-            "task": snapshot(self.task),
-            "message": snapshot(self.message) if self.message else None,
-            "participant": snapshot(self.participant) if self.participant else None,
-        }
-
-    @classmethod
-    def load(cls, data: dict[str, Any]) -> ClaimOutcome:
-        return cls(
-            data["success"],
-            Task.model_validate(data["task"]),
-            Message.model_validate(data["message"]) if data["message"] else None,
-            Participant.model_validate(data["participant"]) if data["participant"] else None,
-        )
 
 
 async def claim_task(
@@ -68,9 +49,9 @@ async def claim_task(
     who = access.acting_role(room, caller, role)
     key = validation.idempotency_key(idempotency_key)
     request = {"room": str(room.id), "task": task_id.strip().lower(), "role": who}
-    replay = await idempotency.reserve_or_replay(tx, caller, "claimTask", key, request)
-    if replay is not None:
-        return ClaimOutcome.load(replay)
+    keyed = await idempotency.begin(tx, caller, "claimTask", key, request, ClaimOutcome)
+    if keyed.replayed is not None:
+        return keyed.replayed
     await writers.expire_lapsed_lease(tx, room)
     task = await writers.load_task(tx, room, task_id)
     if task.status != TaskStatus.PENDING:
@@ -89,31 +70,15 @@ async def claim_task(
             assignedTo=task.assigned_to or room.entry_point,
         )
     else:
-        outcome = await _start(tx, room, task, who)
-    await idempotency.record(tx, caller, "claimTask", key, outcome.dump())
+        started = await writers.start_task(tx, room, task, who, lease=settings().task_lease)
+        # The writes are one statement; a fault at any of these points rolls all of it back.
+        faults.checkpoint("claim.started")
+        faults.checkpoint("claim.message")
+        faults.checkpoint("claim.participant")
+        outcome = ClaimOutcome(True, started.task, started.message, started.participant)
+    await keyed.record(outcome)
     faults.checkpoint("claim.recorded")
     return outcome
-
-
-async def _start(tx: AsyncSession, room: Chatroom, task: Task, role: str) -> ClaimOutcome:
-    now = utcnow()
-    task.assigned_to = role
-    task.started_at = now
-    task.attempt += 1
-    task.lease_expires_at = now + settings().task_lease
-    await writers.set_task_status(tx, room, task, TaskStatus.IN_PROGRESS)
-    faults.checkpoint("claim.started")
-    message = await _source(tx, task)
-    if message is not None:
-        message.claimed_by_role = role
-        tx.add(message)
-        await tx.flush()
-    faults.checkpoint("claim.message")
-    participant = await writers.set_participant(
-        tx, room, role, ParticipantStatus.ACTIVE, seen_at=now
-    )
-    faults.checkpoint("claim.participant")
-    return ClaimOutcome(True, task, message, participant)
 
 
 async def _source(tx: AsyncSession, task: Task) -> Message | None:
@@ -124,9 +89,7 @@ async def renew_lease(tx: AsyncSession, room: Chatroom, role: str) -> None:
     """Any call made as the holding role proves it is alive: extend its lease."""
     task = await writers.active_task(tx, room)
     if task is not None and task.status == TaskStatus.IN_PROGRESS and task.assigned_to == role:
-        task.lease_expires_at = utcnow() + settings().task_lease
-        tx.add(task)
-        await tx.flush()
+        await writers.write_task(tx, task, lease_expires_at=utcnow() + settings().task_lease)
 
 
 async def pending_tasks(
@@ -233,8 +196,7 @@ async def update_task(
     editable = (TaskStatus.QUEUED, TaskStatus.BACKLOG)
     if task.status not in editable:
         raise _refuse(task, "edit", editable)
-    task.content = validation.content(content)
-    return await writers.task_changed(tx, room, task)
+    return await writers.task_changed(tx, room, task, content=validation.content(content))
 
 
 async def move_task_to_queue(

@@ -2,17 +2,31 @@
 room event describing it, so no caller can change state without the log seeing it.
 
 Callers lock the room row first (`access.load_room(..., lock=True)`): that single lock orders every
-writer of a room, which keeps the per-room counters gapless; the database constraints back it."""
+writer of a room, which keeps the per-room counters gapless; the database constraints back it.
+
+Writes are SQLAlchemy Core statements (an UPDATE ... RETURNING instead of a SELECT and an ORM
+flush), and the three hot mutations (sendMessage, claimTask, sendHandoff) make all their row
+changes in ONE statement each (`post`, `start_task`, `pass_baton`): rows that point at each
+other get their ids here, so both INSERTs sit in the same statement and the foreign keys are
+checked at its end. The ORM stays the model layer: rows are SQLModel objects, ORM changes a
+caller made are flushed before a Core write (as autoflush would), and a row the session has
+loaded is kept in step with what the statement wrote. The room's counters are written by the
+commit's final statement (chatroom/db/events.py), with the events and the notification."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlmodel import col, select
+from sqlalchemy import Executable, Result, exists, insert, literal, true, update
+from sqlalchemy import select as core_select
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chatroom.db.events import append_event, refresh_pending, snapshot
+from chatroom.db.events import append_event, bump, flush_orm, refresh_pending, snapshot
 from chatroom.db.models import (
     ACTIVE_TASK_STATUSES,
     Chatroom,
@@ -28,10 +42,63 @@ from chatroom.db.models import (
 from chatroom.resolvers import validation
 from chatroom.resolvers.errors import NotFound
 
+_ACTIVE = "chatroom.active_task"  # room id -> its active Task (or None), known in this tx
+
 
 async def room_updated(tx: AsyncSession, room: Chatroom) -> None:
     room.updated_at = utcnow()
     append_event(tx, room, EventKind.ROOM_UPDATED, {"room": snapshot(room)})
+
+
+# --- Core statements next to the ORM ------------------------------------------------------
+
+
+async def _execute(tx: AsyncSession, statement: Executable) -> Result[Any]:
+    """Run a Core statement in the transaction, after any ORM change a caller made."""
+    await flush_orm(tx)
+    connection = await tx.connection()
+    return await connection.execute(statement)
+
+
+def _columns(row: SQLModel) -> dict[str, Any]:
+    return {c.name: getattr(row, c.name) for c in type(row).__table__.columns}  # type: ignore[attr-defined]
+
+
+def _assign(row: SQLModel, values: dict[str, Any]) -> None:
+    """Set what a statement wrote on the row object, without the ORM seeing a change."""
+    for name, value in values.items():
+        set_committed_value(row, name, value)
+
+
+def _returned(tx: AsyncSession, model: type[Any], row: Any, prefix: str) -> Any:
+    """The row object for one RETURNING row (its columns labelled `prefix__column`), or None.
+    A copy the session has loaded is kept in step and returned instead."""
+    mapping = row._mapping
+    if mapping[f"{prefix}__id"] is None:
+        return None
+    values = {c.name: mapping[f"{prefix}__{c.name}"] for c in model.__table__.columns}
+    loaded = tx.sync_session.identity_map.get((model, (values["id"],), None))
+    if loaded is not None:
+        _assign(loaded, values)
+        return loaded
+    return model(**values)
+
+
+def _labelled(prefix: str, cte: Any) -> list[Any]:
+    return [c.label(f"{prefix}__{c.name}") for c in cte.c]
+
+
+async def _together(tx: AsyncSession, writes: list[Any], returning: dict[str, Any]) -> Any:
+    """One statement: every write as a CTE, and one result row with the (at most one) row
+    each `returning` CTE gave, labelled by its name (absent rows read as NULLs)."""
+    base = core_select(literal(1).label("one")).subquery("base")
+    source: Any = base
+    columns: list[Any] = []
+    for name, cte in returning.items():
+        source = source.outerjoin(cte, true())
+        columns += _labelled(name, cte)
+    statement = core_select(*columns).select_from(source).add_cte(*writes)
+    return (await _execute(tx, statement)).one()
 
 
 # --- participants ---------------------------------------------------------------------------
@@ -48,6 +115,43 @@ async def participant(tx: AsyncSession, room: Chatroom, role: str) -> Participan
     return found
 
 
+def _participant_update(
+    room: Chatroom, role: str, status: ParticipantStatus, seen_at: datetime | None
+) -> Any:
+    """UPDATE the role's row RETURNING it and its status before (to know if it changed)."""
+    values: dict[str, Any] = {"status": status.value, "updated_at": utcnow()}
+    if seen_at is not None:
+        values["last_seen_at"] = seen_at
+    before = (
+        core_select(Participant.id, col(Participant.status).label("was"))
+        .where(Participant.chatroom_id == room.id, Participant.role == role)
+        .with_for_update()
+        .cte("before")
+    )
+    return (
+        update(Participant)
+        .where(col(Participant.id) == before.c.id)
+        .values(values)
+        .returning(*Participant.__table__.columns, before.c.was)  # type: ignore[attr-defined]
+    )
+
+
+def _participant_changed(
+    tx: AsyncSession,
+    room: Chatroom,
+    row: Participant | None,
+    was: str | None,
+    role: str,
+    *,
+    seen: bool,
+) -> Participant:
+    if row is None:  # every team role gets its row when the room is created
+        raise NotFound(f"Role {role!r} has no participant in this room.")
+    if row.status != was or seen:
+        append_event(tx, room, EventKind.PARTICIPANT_UPDATED, {"participant": snapshot(row)})
+    return row
+
+
 async def set_participant(
     tx: AsyncSession,
     room: Chatroom,
@@ -56,19 +160,37 @@ async def set_participant(
     *,
     seen_at: datetime | None = None,
 ) -> Participant:
-    row = await participant(tx, room, role)
-    changed = row.status != status.value
-    row.status = status.value
-    if seen_at is not None:
-        row.last_seen_at = seen_at
-    row.updated_at = utcnow()
-    tx.add(row)
-    if changed or seen_at is not None:
-        append_event(tx, room, EventKind.PARTICIPANT_UPDATED, {"participant": snapshot(row)})
-    return row
+    """One UPDATE ... RETURNING (no SELECT first); logged if the status changed or seen_at."""
+    statement = _participant_update(room, role, status, seen_at).cte("p")
+    found = await _together(tx, [], {"p": statement})
+    row = _returned(tx, Participant, found, "p")
+    return _participant_changed(
+        tx, room, row, found._mapping["p__was"], role, seen=seen_at is not None
+    )
 
 
 # --- messages -------------------------------------------------------------------------------
+
+
+def _new_message(
+    tx: AsyncSession,
+    room: Chatroom,
+    *,
+    sender_role: str,
+    content: str,
+    type: MessageType,
+    target_role: str | None,
+    task_id: uuid.UUID | None = None,
+) -> Message:
+    return Message(
+        chatroom_id=room.id,
+        seq=bump(tx, room, "last_message_seq"),
+        sender_role=sender_role,
+        target_role=target_role,
+        content=content,
+        type=type.value,
+        task_id=task_id,
+    )
 
 
 async def insert_message(
@@ -80,18 +202,10 @@ async def insert_message(
     type: MessageType,
     target_role: str | None = None,
 ) -> Message:
-    room.last_message_seq += 1
-    message = Message(
-        chatroom_id=room.id,
-        seq=room.last_message_seq,
-        sender_role=sender_role,
-        target_role=target_role,
-        content=content,
-        type=type.value,
+    message = _new_message(
+        tx, room, sender_role=sender_role, content=content, type=type, target_role=target_role
     )
-    tx.add(message)
-    tx.add(room)
-    await tx.flush()
+    await _execute(tx, insert(Message).values(_columns(message)))
     append_event(tx, room, EventKind.MESSAGE_CREATED, {"message": snapshot(message)})
     return message
 
@@ -101,15 +215,34 @@ async def insert_message(
 
 async def active_task(tx: AsyncSession, room: Chatroom, *, lock: bool = True) -> Task | None:
     """The room's one pending or in-progress task (the partial unique index allows no second),
-    locked for a writer; readers pass lock=False."""
+    locked for a writer; readers pass lock=False. Read once per transaction: under the room
+    lock only this transaction's writers (all below) change it, and they keep it known."""
+    known: dict[uuid.UUID, Task | None] = tx.info.get(_ACTIVE, {})
+    if room.id in known:
+        return known[room.id]
     query = select(Task).where(
         Task.chatroom_id == room.id, col(Task.status).in_(ACTIVE_TASK_STATUSES)
     )
-    return (await tx.exec(query.with_for_update() if lock else query)).first()
+    task = (await tx.exec(query.with_for_update() if lock else query)).first()
+    if lock:
+        tx.info.setdefault(_ACTIVE, {})[room.id] = task
+    return task
+
+
+def _note_status(tx: AsyncSession, room: Chatroom, task: Task) -> None:
+    """Keep the transaction's known active task in step with a task this writer changed."""
+    known: dict[uuid.UUID, Task | None] = tx.info.setdefault(_ACTIVE, {})
+    if task.status in ACTIVE_TASK_STATUSES:
+        known[room.id] = task
+    elif room.id in known and known[room.id] is not None and known[room.id].id == task.id:  # type: ignore[union-attr]
+        known[room.id] = None
 
 
 async def load_task(tx: AsyncSession, room: Chatroom, task_id: str) -> Task:
     tid = validation.entity_id(task_id, kind="task")
+    active = tx.info.get(_ACTIVE, {}).get(room.id)
+    if active is not None and active.id == tid:  # already read (and locked) in this tx
+        return active
     task = (
         await tx.exec(
             select(Task).where(Task.id == tid, Task.chatroom_id == room.id).with_for_update()
@@ -120,6 +253,35 @@ async def load_task(tx: AsyncSession, room: Chatroom, task_id: str) -> Task:
             f"No task with id {task_id!r} in this chatroom. List them with the tasks query "
             "(or `chatroom backlog list`)."
         )
+    return task
+
+
+def _new_task(
+    tx: AsyncSession,
+    room: Chatroom,
+    *,
+    status: TaskStatus,
+    content: str,
+    created_by: str,
+    assigned_to: str | None = None,
+    source_message_id: uuid.UUID | None = None,
+    origin_message_id: uuid.UUID | None = None,
+) -> Task:
+    return Task(
+        chatroom_id=room.id,
+        status=status.value,
+        content=content,
+        created_by=created_by,
+        assigned_to=assigned_to,
+        source_message_id=source_message_id,
+        origin_message_id=origin_message_id,
+        queue_position=next_queue_position(tx, room) if status == TaskStatus.QUEUED else None,
+    )
+
+
+def _task_created(tx: AsyncSession, room: Chatroom, task: Task) -> Task:
+    _note_status(tx, room, task)
+    append_event(tx, room, EventKind.TASK_CREATED, {"task": snapshot(task)})
     return task
 
 
@@ -134,59 +296,92 @@ async def insert_task(
     source_message: Message | None = None,
     origin_message_id: uuid.UUID | None = None,
 ) -> Task:
-    task = Task(
-        chatroom_id=room.id,
-        status=status.value,
+    task = _new_task(
+        tx,
+        room,
+        status=status,
         content=content,
         created_by=created_by,
         assigned_to=assigned_to,
         source_message_id=source_message.id if source_message else None,
         origin_message_id=origin_message_id,
-        queue_position=next_queue_position(room) if status == TaskStatus.QUEUED else None,
     )
-    tx.add(task)
-    await tx.flush()
+    await _execute(tx, insert(Task).values(_columns(task)))
     if source_message is not None:
-        source_message.task_id = task.id
-        tx.add(source_message)
-        await tx.flush()
+        await _execute(
+            tx, update(Message).where(col(Message.id) == source_message.id).values(task_id=task.id)
+        )
+        _assign(source_message, {"task_id": task.id})
         refresh_pending(tx, "message", source_message)
-    append_event(tx, room, EventKind.TASK_CREATED, {"task": snapshot(task)})
-    return task
+    return _task_created(tx, room, task)
 
 
-def next_queue_position(room: Chatroom) -> int:
-    room.next_queue_position += 1
-    return room.next_queue_position
+def next_queue_position(tx: AsyncSession, room: Chatroom) -> int:
+    return bump(tx, room, "next_queue_position")
 
 
-async def set_task_status(tx: AsyncSession, room: Chatroom, task: Task, status: TaskStatus) -> Task:
-    """Every task status change goes through here (so the log always sees it)."""
-    now = utcnow()
-    task.status = status.value
-    task.updated_at = now
+def _status_values(
+    tx: AsyncSession, room: Chatroom, status: TaskStatus, now: datetime
+) -> dict[str, Any]:
+    """What a move to `status` writes: the one rule for every task status change."""
+    values: dict[str, Any] = {"status": status.value, "updated_at": now}
     if status in (TaskStatus.COMPLETED, TaskStatus.CANCELLED):
-        task.completed_at = now
+        values["completed_at"] = now
     if status != TaskStatus.IN_PROGRESS:
-        task.lease_expires_at = None
+        values["lease_expires_at"] = None
     # A position means "place in the queue": only queued tasks have one.
-    task.queue_position = next_queue_position(room) if status == TaskStatus.QUEUED else None
-    return await task_changed(tx, room, task)
+    values["queue_position"] = (
+        next_queue_position(tx, room) if status == TaskStatus.QUEUED else None
+    )
+    return values
 
 
-async def task_changed(tx: AsyncSession, room: Chatroom, task: Task) -> Task:
-    """Persist an edited task and log it as TASK_UPDATED."""
-    task.updated_at = utcnow()
-    tx.add(task)
-    await tx.flush()
+def _task_update(task: Task, values: dict[str, Any]) -> Any:
+    """The UPDATE of a task this transaction holds, and the row object set to match."""
+    _assign(task, values)
+    return update(Task).where(col(Task.id) == task.id).values(values)
+
+
+def _task_updated(tx: AsyncSession, room: Chatroom, task: Task) -> Task:
+    _note_status(tx, room, task)
     append_event(tx, room, EventKind.TASK_UPDATED, {"task": snapshot(task)})
     return task
+
+
+async def set_task_status(
+    tx: AsyncSession, room: Chatroom, task: Task, status: TaskStatus, **values: Any
+) -> Task:
+    """Every task status change goes through here (so the log always sees it); `values` are
+    other columns written with it."""
+    values |= _status_values(tx, room, status, utcnow())
+    await _execute(tx, _task_update(task, values))
+    return _task_updated(tx, room, task)
+
+
+async def task_changed(tx: AsyncSession, room: Chatroom, task: Task, **values: Any) -> Task:
+    """Persist an edit of a task (`values`) and log it as TASK_UPDATED."""
+    await _execute(tx, _task_update(task, {**values, "updated_at": utcnow()}))
+    return _task_updated(tx, room, task)
+
+
+async def write_task(tx: AsyncSession, task: Task, **values: Any) -> None:
+    """Columns of a held task that nobody is told about (a renewed lease)."""
+    await _execute(tx, _task_update(task, values))
 
 
 async def activate_or_queue(tx: AsyncSession, room: Chatroom, task: Task) -> Task:
     """New work for the room: it takes the baton if nobody holds it, else joins the queue."""
     status = TaskStatus.QUEUED if await active_task(tx, room) else TaskStatus.PENDING
     return await set_task_status(tx, room, task, status)
+
+
+def _oldest_queued(room: Chatroom) -> Any:
+    return (
+        core_select(Task.id)
+        .where(Task.chatroom_id == room.id, Task.status == TaskStatus.QUEUED)
+        .order_by(col(Task.queue_position))
+        .limit(1)
+    )
 
 
 async def promote_next(tx: AsyncSession, room: Chatroom) -> Task | None:
@@ -196,9 +391,7 @@ async def promote_next(tx: AsyncSession, room: Chatroom) -> Task | None:
     nxt = (
         await tx.exec(
             select(Task)
-            .where(Task.chatroom_id == room.id, Task.status == TaskStatus.QUEUED)
-            .order_by(col(Task.queue_position))
-            .limit(1)
+            .where(col(Task.id) == _oldest_queued(room).scalar_subquery())
             .with_for_update()
         )
     ).first()
@@ -223,3 +416,177 @@ async def expire_lapsed_lease(tx: AsyncSession, room: Chatroom) -> Task | None:
     if holder is not None:
         await set_participant(tx, room, holder, ParticipantStatus.IDLE)
     return task
+
+
+# --- the hot mutations' writes, one statement each ------------------------------------------
+
+
+async def post(
+    tx: AsyncSession,
+    room: Chatroom,
+    *,
+    sender_role: str,
+    content: str,
+    target_role: str | None,
+    task_status: TaskStatus | None,
+    assigned_to: str | None = None,
+) -> tuple[Message, Task | None]:
+    """sendMessage's writes: the message and, for a user request (`task_status` set), the
+    task made from it (its chain's origin), in one statement."""
+    if task_status is None:
+        message = await insert_message(
+            tx,
+            room,
+            sender_role=sender_role,
+            content=content,
+            type=MessageType.MESSAGE,
+            target_role=target_role,
+        )
+        return message, None
+    task_id, message_id = uuid.uuid4(), uuid.uuid4()
+    message = _new_message(
+        tx,
+        room,
+        sender_role=sender_role,
+        content=content,
+        type=MessageType.MESSAGE,
+        target_role=target_role,
+        task_id=task_id,
+    )
+    message.id = message_id
+    task = _new_task(
+        tx,
+        room,
+        status=task_status,
+        content=content,
+        created_by=sender_role,
+        assigned_to=assigned_to,
+        source_message_id=message_id,
+        origin_message_id=message_id,
+    )
+    task.id = task_id
+    inserts = insert(Message).values(_columns(message)).cte("m")
+    await _execute(tx, insert(Task).values(_columns(task)).add_cte(inserts))
+    append_event(tx, room, EventKind.MESSAGE_CREATED, {"message": snapshot(message)})
+    return message, _task_created(tx, room, task)
+
+
+@dataclass
+class Started:
+    task: Task
+    message: Message | None
+    participant: Participant
+
+
+async def start_task(
+    tx: AsyncSession, room: Chatroom, task: Task, role: str, *, lease: Any
+) -> Started:
+    """claimTask's writes, one statement: the task in progress for `role` (a new attempt with a
+    fresh lease), its source message claimed, the role's participant active."""
+    now = utcnow()
+    values = _status_values(tx, room, TaskStatus.IN_PROGRESS, now) | {
+        "assigned_to": role,
+        "started_at": now,
+        "attempt": task.attempt + 1,
+        "lease_expires_at": now + lease,
+    }
+    writes = [_task_update(task, values).cte("t")]
+    returning = {"p": _participant_update(room, role, ParticipantStatus.ACTIVE, now).cte("p")}
+    if task.source_message_id is not None:
+        returning["m"] = (
+            update(Message)
+            .where(col(Message.id) == task.source_message_id)
+            .values(claimed_by_role=role)
+            .returning(*Message.__table__.columns)  # type: ignore[attr-defined]
+            .cte("m")
+        )
+    found = await _together(tx, writes, returning)
+    _task_updated(tx, room, task)
+    message = _returned(tx, Message, found, "m") if "m" in returning else None
+    row = _returned(tx, Participant, found, "p")
+    participant_row = _participant_changed(tx, room, row, found._mapping["p__was"], role, seen=True)
+    return Started(task, message, participant_row)
+
+
+@dataclass
+class Passed:
+    completed: Task
+    message: Message
+    new_task: Task | None
+    promoted: Task | None
+    sender: Participant
+
+
+async def pass_baton(
+    tx: AsyncSession,
+    room: Chatroom,
+    task: Task,
+    *,
+    sender: str,
+    target: str,
+    content: str,
+    to_user: bool,
+) -> Passed:
+    """sendHandoff's writes, one statement: the sender's task completed, the handoff message,
+    and either a pending task for the target (same chain) or, back to the user, the oldest
+    queued task promoted to pending; the sender waiting. The completion runs first (the new
+    task and the promotion read from it): the room has one active task at a time."""
+    now = utcnow()
+    done = _task_update(task, _status_values(tx, room, TaskStatus.COMPLETED, now))
+    done_cte = done.returning(col(Task.id)).cte("done")
+    new_task: Task | None = None
+    new_id = None if to_user else uuid.uuid4()
+    message = _new_message(
+        tx,
+        room,
+        sender_role=sender,
+        content=content,
+        type=MessageType.HANDOFF,
+        target_role=target,
+        task_id=new_id,
+    )
+    message.id = uuid.uuid4()
+    writes: list[Any] = [done_cte, insert(Message).values(_columns(message)).cte("m")]
+    returning: dict[str, Any] = {}
+    if not to_user:
+        new_task = _new_task(
+            tx,
+            room,
+            status=TaskStatus.PENDING,
+            content=content,
+            created_by=sender,
+            assigned_to=target,
+            source_message_id=message.id,
+            origin_message_id=task.origin_message_id,
+        )
+        new_task.id = new_id  # type: ignore[assignment]
+        values = _columns(new_task)
+        table = Task.__table__  # type: ignore[attr-defined]
+        row = core_select(*[literal(v, table.c[k].type).label(k) for k, v in values.items()])
+        writes.append(insert(Task).from_select(list(values), row.select_from(done_cte)).cte("t"))
+    else:
+        promote = _status_values(tx, room, TaskStatus.PENDING, now)
+        returning["q"] = (
+            update(Task)
+            .where(
+                col(Task.id) == _oldest_queued(room).scalar_subquery(),
+                exists(core_select(done_cte.c.id)),
+            )
+            .values(promote)
+            .returning(*Task.__table__.columns)  # type: ignore[attr-defined]
+            .cte("q")
+        )
+    returning["p"] = _participant_update(room, sender, ParticipantStatus.WAITING, None).cte("p")
+    found = await _together(tx, writes, returning)
+    completed = _task_updated(tx, room, task)
+    append_event(tx, room, EventKind.MESSAGE_CREATED, {"message": snapshot(message)})
+    promoted = None
+    if new_task is not None:
+        _task_created(tx, room, new_task)
+    else:
+        promoted = _returned(tx, Task, found, "q")
+        if promoted is not None:
+            _task_updated(tx, room, promoted)
+    row = _returned(tx, Participant, found, "p")
+    sender_row = _participant_changed(tx, room, row, found._mapping["p__was"], sender, seen=False)
+    return Passed(completed, message, new_task, promoted, sender_row)

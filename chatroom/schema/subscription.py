@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
@@ -35,6 +36,29 @@ LOGIN_RECHECK = 1.0
 FINAL_KINDS = (delivery.DeliveryKind.SUPERSEDED, delivery.DeliveryKind.INTERRUPT)
 
 T = TypeVar("T")
+
+
+class EventViews:
+    """The GraphQL object of each event, built once for all the room's subscribers in this
+    process (the feed already reads each event once for all of them). Events never change
+    once committed, so (room, seq) names one object for good; the newest MAX are kept."""
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._views: OrderedDict[tuple[uuid.UUID, int], t.RoomEvent] = OrderedDict()
+
+    def of(self, row: RoomEvent) -> t.RoomEvent:
+        key = (row.chatroom_id, row.seq)
+        view = self._views.get(key)
+        if view is None:
+            view = self._views[key] = t.RoomEvent.of(row)
+            if len(self._views) > self.MAX:
+                self._views.popitem(last=False)
+        return view
+
+
+EVENT_VIEWS = EventViews()
 
 
 def _until_recheck(caller: Caller) -> float:
@@ -106,7 +130,7 @@ class Subscription:
                 await _check_access(info, chatroom_id, events, steer=False)
                 for event in events:
                     cursor = event.seq
-                    yield t.RoomEvent.of(event)
+                    yield EVENT_VIEWS.of(event)
                 if len(events) < BATCH:
                     await wake.wait(_until_recheck(caller))
                     caller = await _recheck(info, wake, caller)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -27,6 +29,27 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from tests.support.pg import TEMPLATE_PREFIX, PgDatabase, PgServer
 from tests.support.server import LOG_PATHS, TOKEN_SHAPE, LiveServer
+
+_OWN_BASETEMP = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Each run gets a base temporary directory of its own. pytest's default
+    (/tmp/pytest-of-<user>/pytest-<N>) is numbered per run and pruned by later runs, so
+    several runs at once on one machine (developers, agents, CI) removed each other's embedded
+    PostgreSQL data directories mid-test. `--basetemp` still chooses one explicitly. A run
+    that passes removes its directory; a failed one leaves it for reading."""
+    if config.option.basetemp is None:
+        config.option.basetemp = tempfile.mkdtemp(prefix="chatroom-tests-")
+        config.stash[_OWN_BASETEMP] = Path(config.option.basetemp)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    own = session.config.stash.get(_OWN_BASETEMP, None)
+    if own is not None and exitstatus == 0:
+        shutil.rmtree(own, ignore_errors=True)
+
 
 # Embedded PostgreSQL allows 100 connections in all; the server under test has
 # its own pool, so keep in-process test pools small.

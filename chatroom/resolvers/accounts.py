@@ -108,14 +108,22 @@ async def _first_account(tx: AsyncSession) -> bool:
     return (await tx.exec(select(Account.user_id).limit(1))).first() is None
 
 
+def code_hash(code: str | None) -> str | None:
+    """The stored hash an invite code (signup or room) is looked up by; None for a code no
+    invite can have (empty, or text that is not valid Unicode), which answers as unknown."""
+    code = (code or "").strip()
+    try:
+        return hash_token(code) if code else None
+    except UnicodeEncodeError:
+        return None
+
+
 async def _use_signup_invite(tx: AsyncSession, code: str | None, user_id: uuid.UUID) -> None:
     invite = None
-    if code:
+    if (hashed := code_hash(code)) is not None:
         invite = (
             await tx.exec(
-                select(SignupInvite)
-                .where(SignupInvite.code_hash == hash_token(code.strip()))
-                .with_for_update()
+                select(SignupInvite).where(SignupInvite.code_hash == hashed).with_for_update()
             )
         ).first()
     if invite is None or invite.used_at is not None or invite.expires_at <= utcnow():

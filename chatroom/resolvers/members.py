@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.models import Chatroom, MemberRole, RoomInvite, RoomMember, User, utcnow
 from chatroom.resolvers import access, validation, writers
+from chatroom.resolvers.accounts import code_hash
 from chatroom.resolvers.auth import Caller, hash_token
 from chatroom.resolvers.errors import BadInput, NotFound
 
@@ -82,7 +83,7 @@ async def accept_room_invite(tx: AsyncSession, caller: Caller, *, code: str) -> 
         await tx.exec(
             update(RoomInvite)
             .where(
-                col(RoomInvite.code_hash) == hash_token((code or "").strip()),
+                col(RoomInvite.code_hash) == (code_hash(code) or ""),
                 col(RoomInvite.expires_at) > utcnow(),
                 col(RoomInvite.uses) < col(RoomInvite.max_uses),
             )
@@ -90,7 +91,7 @@ async def accept_room_invite(tx: AsyncSession, caller: Caller, *, code: str) -> 
             .returning(col(RoomInvite.chatroom_id), col(RoomInvite.role))
         )
     ).first()
-    if used is None:
+    if used is None:  # also: a code that cannot be one (empty, or not valid Unicode)
         raise NotFound("This invite code is unknown, expired or used up; ask the room's owner.")
     room_id, role = used
     room = (await tx.exec(select(Chatroom).where(Chatroom.id == room_id).with_for_update())).first()

@@ -165,6 +165,20 @@ DOCS: dict[str, str] = {
     "signIn": "mutation($input: SignInInput!) { signIn(input: $input) { token user { id } } }",
     "upgradeGuest": "mutation($input: UpgradeGuestInput!) { upgradeGuest(input: $input) { id } }",
     "createSignupInvite": "mutation { createSignupInvite { code } }",
+    # room members (SPEC §12)
+    "createRoomInvite": (
+        "mutation($input: CreateRoomInviteInput!) { createRoomInvite(input: $input) { code } }"
+    ),
+    "acceptRoomInvite": "mutation($code: String!) { acceptRoomInvite(code: $code) { id } }",
+    "setMemberRole": (
+        "mutation($chatroomId: ID!, $userId: ID!, $role: MemberRole!) {"
+        " setMemberRole(chatroomId: $chatroomId, userId: $userId, role: $role) { role } }"
+    ),
+    "removeMember": (
+        "mutation($chatroomId: ID!, $userId: ID!) {"
+        " removeMember(chatroomId: $chatroomId, userId: $userId) }"
+    ),
+    "roomMembers": "query($chatroomId: ID!) { roomMembers(chatroomId: $chatroomId) { role } }",
 }
 # The world's one account (the server's first, so its admin): for taken-username cases.
 TAKEN = "taken-name"
@@ -185,7 +199,9 @@ class World:
     done      completed room with backlog task T6.
     User B owns `foreign` with pending task T7.
     Device logins: `pending_code` waits for a decision, `denied_code` was denied,
-    `expired_code` lapsed. `scoped_token` is an agent token of A (room, builder)."""
+    `expired_code` lapsed. `scoped_token` is an agent token of A (room, builder).
+    C is a member of `room`; of A's invites to it, `used_invite` is used up (C's),
+    `lapsed_invite` expired and `spare_invite` is valid (5 uses, none used)."""
 
     token_a: str
     token_b: str
@@ -206,6 +222,12 @@ class World:
     t4: str
     t6: str
     t7: str
+    token_c: str
+    c_id: str
+    a_id: str
+    used_invite: str
+    lapsed_invite: str
+    spare_invite: str
     unknown: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -294,6 +316,20 @@ async def world(live_server: LiveServer, module_db: PgDatabase) -> World:
     await _insert_session(module_db.url, a_id, scoped, scope=(room, "builder"))
     [session_b] = await _gql(s, b, "sessions")
 
+    async def room_invite(**extra: Any) -> str:
+        inp = {"chatroomId": room, "role": "MEMBER", **extra}
+        return str((await _gql(s, a, "createRoomInvite", input=inp))["code"])
+
+    guest_c = await _gql(s, None, "createGuestSession", displayName="Member C")
+    used_invite = await room_invite()
+    assert (await _gql(s, guest_c["token"], "acceptRoomInvite", code=used_invite))["id"] == room
+    lapsed_invite, spare_invite = await room_invite(), await room_invite(maxUses=5)
+    await dbutil.execute(
+        module_db.url,
+        "UPDATE room_invites SET expires_at = now() - interval '1 minute' WHERE code_hash = $1",
+        hashlib.sha256(lapsed_invite.encode()).hexdigest(),
+    )
+
     async def login_code() -> str:
         return str((await _gql(s, None, "requestCliLogin", deviceName="laptop"))["userCode"])
 
@@ -325,6 +361,12 @@ async def world(live_server: LiveServer, module_db: PgDatabase) -> World:
         t4=t4,
         t6=t6,
         t7=t7,
+        token_c=guest_c["token"],
+        c_id=guest_c["user"]["id"],
+        a_id=a_id,
+        used_invite=used_invite,
+        lapsed_invite=lapsed_invite,
+        spare_invite=spare_invite,
     )
 
 
@@ -339,7 +381,7 @@ class Case:
     field: str
     variables: Vars
     code: str
-    token: str = "a"  # a b scoped none bare basic garbage huge expired revoked
+    token: str = "a"  # a b c scoped none bare basic garbage huge expired revoked
     doc: str | None = None  # overrides DOCS[field] (e.g. an inline literal)
     ascii_json: bool = False  # send the body ASCII-escaped (for strings UTF-8 cannot encode)
 
@@ -375,6 +417,10 @@ BASE: dict[str, Callable[[World, str], dict[str, Any]]] = {
     "pendingTasks": lambda w, r: {"chatroomId": r, "role": "builder"},
     "contextWindow": lambda w, r: {"chatroomId": r, "role": "builder"},
     "rolePrompt": lambda w, r: {"chatroomId": r, "role": "builder"},
+    "createRoomInvite": lambda w, r: {"input": {"chatroomId": r, "role": "VIEWER"}},
+    "setMemberRole": lambda w, r: {"chatroomId": r, "userId": w.c_id, "role": "VIEWER"},
+    "removeMember": lambda w, r: {"chatroomId": r, "userId": w.c_id},
+    "roomMembers": lambda w, r: {"chatroomId": r},
 }
 TASK_OPS = {"claimTask", "updateTask", "moveTaskToQueue", "completeTask", "cancelTask"}
 TASK_OPS |= {"releaseTask"}
@@ -387,6 +433,7 @@ NO_ROOM_AUTH_OPS: dict[str, Vars] = {
     "sessions": lambda w: {},
     "upgradeGuest": lambda w: {"input": {"username": "fresh-name", "password": PASSWORD}},
     "createSignupInvite": lambda w: {},
+    "acceptRoomInvite": lambda w: {"code": w.spare_invite},
 }
 
 MALFORMED_IDS = {
@@ -839,6 +886,123 @@ SPECIFIC_CASES: list[Case] = [
     # createSignupInvite: only the server's admin (A and B are guests)
     Case("signup-invite-not-admin", "createSignupInvite", lambda w: {}, "FORBIDDEN"),
     Case("signup-invite-agent-token", "createSignupInvite", lambda w: {}, "FORBIDDEN", "scoped"),
+    # createRoomInvite
+    *(
+        Case(
+            f"room-invite-{name}",
+            "createRoomInvite",
+            lambda w, v=v: {"input": {"chatroomId": w.room, "role": "MEMBER", **v}},
+            BAD,
+        )
+        for name, v in (
+            ("no-uses", {"maxUses": 0}),
+            ("negative-uses", {"maxUses": -1}),
+            ("too-many-uses", {"maxUses": 1001}),
+            ("too-short", {"expiresInSeconds": 59}),
+            ("too-long", {"expiresInSeconds": 30 * 86400 + 1}),
+            ("negative-expiry", {"expiresInSeconds": -60}),
+            ("owner-role", {"role": "OWNER"}),
+            ("lower-case-role", {"role": "member"}),
+            ("uses-not-int", {"maxUses": "many"}),
+        )
+    ),
+    # managing members is the owner's: C is a member, not the owner
+    Case(
+        "room-invite-by-member",
+        "createRoomInvite",
+        lambda w: {"input": {"chatroomId": w.room, "role": "MEMBER"}},
+        "FORBIDDEN",
+        "c",
+    ),
+    Case(
+        "remove-by-member",
+        "removeMember",
+        lambda w: {"chatroomId": w.room, "userId": w.c_id},
+        "FORBIDDEN",
+        "c",
+    ),
+    Case(
+        "set-role-by-member",
+        "setMemberRole",
+        lambda w: {"chatroomId": w.room, "userId": w.c_id, "role": "MEMBER"},
+        "FORBIDDEN",
+        "c",
+    ),
+    # acceptRoomInvite: B is a stranger to A's room, C a member of it
+    *(
+        Case(f"accept-{name}", "acceptRoomInvite", lambda w, v=v: {"code": v(w)}, "NOT_FOUND", "b")
+        for name, v in (
+            ("unknown-code", lambda w: "chi_" + "x" * 32),
+            ("empty-code", lambda w: ""),
+            ("blank-code", lambda w: "   "),
+            ("long-code", lambda w: "c" * 5000),
+            ("nul-code", lambda w: "chi_\x00"),
+            ("used-up", lambda w: w.used_invite),
+            ("expired", lambda w: w.lapsed_invite),
+        )
+    ),
+    Case(
+        "accept-lone-surrogate-code",
+        "acceptRoomInvite",
+        lambda w: {"code": "chi_\ud800"},
+        "NOT_FOUND",
+        "b",
+        ascii_json=True,
+    ),
+    Case("accept-own-room", "acceptRoomInvite", lambda w: {"code": w.spare_invite}, BAD),
+    Case("accept-already-member", "acceptRoomInvite", lambda w: {"code": w.spare_invite}, BAD, "c"),
+    Case(
+        "accept-agent-token",
+        "acceptRoomInvite",
+        lambda w: {"code": w.spare_invite},
+        "FORBIDDEN",
+        "scoped",
+    ),
+    Case("accept-code-not-string", "acceptRoomInvite", lambda w: {"code": 5}, BAD, "b"),
+    # setMemberRole / removeMember: the user must be a member of this room
+    *(
+        case
+        for op, extra in (("setMemberRole", {"role": "VIEWER"}), ("removeMember", {}))
+        for case in (
+            Case(
+                f"{op}-unknown-user",
+                op,
+                lambda w, e=extra: {"chatroomId": w.room, "userId": w.unknown, **e},
+                "NOT_FOUND",
+            ),
+            Case(
+                f"{op}-malformed-user",
+                op,
+                lambda w, e=extra: {"chatroomId": w.room, "userId": "nope", **e},
+                "NOT_FOUND",
+            ),
+            Case(
+                f"{op}-the-owner",
+                op,
+                lambda w, e=extra: {"chatroomId": w.room, "userId": w.a_id, **e},
+                "NOT_FOUND",
+            ),
+            Case(
+                f"{op}-member-of-another-room",
+                op,
+                lambda w, e=extra: {"chatroomId": w.room2, "userId": w.c_id, **e},
+                "NOT_FOUND",
+            ),
+            Case(
+                f"{op}-agent-token",
+                op,
+                lambda w, e=extra: {"chatroomId": w.room, "userId": w.c_id, **e},
+                "FORBIDDEN",
+                "scoped",
+            ),
+        )
+    ),
+    Case(
+        "set-role-owner",
+        "setMemberRole",
+        lambda w: {"chatroomId": w.room, "userId": w.c_id, "role": "OWNER"},
+        BAD,
+    ),
     # requestCliLogin (no token needed)
     Case("login-blank-device", "requestCliLogin", lambda w: {"deviceName": " "}, BAD, "none"),
     Case("login-long-device", "requestCliLogin", lambda w: {"deviceName": LONG_NAME}, BAD, "none"),
@@ -961,6 +1125,7 @@ def _tokens(w: World) -> dict[str, str | None]:
     return {
         "a": w.token_a,
         "b": w.token_b,
+        "c": w.token_c,
         "scoped": w.scoped_token,
         "none": None,
         "garbage": "garbage",

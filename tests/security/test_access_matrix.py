@@ -4,12 +4,17 @@ of caller that must be refused, through the real server and the real gql transpo
 The fields are enumerated from the committed SDL, so a new field without a MATRIX entry fails
 (``test_matrix_covers_every_field`` and its own parametrized case).
 
-Callers:
+Callers (SPEC §5 and §12):
   none               no Authorization at all
   garbage            a made-up token of the right shape
   revoked            a real token, revoked (revokeSession)
   expired            a real token whose session expired (expires_at set in the past)
-  other_user         a valid token of another user (owns rooms of their own)
+  owner              the room's owner
+  member             a member of the room (invited with role MEMBER): sends and steers
+  viewer             a viewer of the room (invited with role VIEWER): reads only
+  other_user         a stranger: a valid token of another user (owns rooms of their own)
+  admin              the server's admin (its first account), owner of a room of its own: no
+                     power over anyone else's room
   agent_other_room   an agent token of the owner, for another room of the same owner
   agent_other_role   an agent token for the room, minted for another role (reviewer acting as
                      builder)
@@ -18,7 +23,10 @@ Callers:
 
 Expected: UNAUTHENTICATED for the four token failures; NOT_FOUND for a room the caller cannot
 see, answered exactly like a room that does not exist (same code, same message but for the
-id); FORBIDDEN for an agent token acting outside its role or managing anything. Public fields
+id); FORBIDDEN for an agent token acting outside its role or managing anything, for a viewer
+doing anything but read, and for a member doing what is the owner's alone (OWNER_ONLY). The
+owner and the member act on a fresh room of their own per call (World.fresh), so what they
+are allowed to do changes nothing the other cases look at. Public fields
 (PUBLIC) work for every caller, whatever token it sends."""
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import json
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import pytest
@@ -56,6 +64,7 @@ from tests.security.common import (
     new_room,
     new_user,
     ok,
+    remember,
     subscribe_first,
 )
 from tests.support.gql_client import gql_ws
@@ -70,6 +79,11 @@ SIGN_IN = (
 )
 UPGRADE = "mutation($input: UpgradeGuestInput!) { upgradeGuest(input: $input) { id } }"
 SIGNUP_INVITE = "mutation { createSignupInvite { code expiresAt } }"
+ROOM_INVITE = (
+    "mutation($input: CreateRoomInviteInput!) { createRoomInvite(input: $input)"
+    " { code role expiresAt } }"
+)
+ACCEPT_INVITE = "mutation($code: String!) { acceptRoomInvite(code: $code) { id } }"
 
 SDL = build_schema(SCHEMA_FILE.read_text())
 ROOTS = {
@@ -85,7 +99,23 @@ PASSWORD = "matrix password 1"  # of the world's account (the server's first: it
 
 TOKEN_FAILURES = ("none", "garbage", "revoked", "expired")
 AGENTS = ("agent_other_room", "agent_other_role", "agent_own")
-CALLERS = (*TOKEN_FAILURES, "other_user", *AGENTS)
+STRANGERS = ("other_user", "admin")
+ACTORS = ("owner", "member")  # allowed to change the room: each call gets a fresh one
+CALLERS = (*TOKEN_FAILURES, *ACTORS, "viewer", *STRANGERS, *AGENTS)
+QUERIES = {name for root, name in SCHEMA_FIELDS if root == "Query"}
+# What only the room's owner does; members steer the work (send, queue, backlog, interrupt,
+# agents), viewers only read (every query, and roomEvents).
+OWNER_ONLY = {
+    "renameChatroom",
+    "completeChatroom",
+    "createRoomInvite",
+    "setMemberRole",
+    "removeMember",
+}
+READS = QUERIES | {"roomEvents"}
+# Allowed to the owner and members, but the world's state makes the domain say no (nobody
+# holds a task to hand off or classify; the pending task is not in progress to release).
+DOMAIN_REFUSED = {"sendHandoff", "classifyTask", "releaseTask"}
 ACCESS_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"}
 
 
@@ -94,9 +124,10 @@ ACCESS_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"}
 
 @dataclass
 class World:
-    """Owner A: room `room` (pair) with a pending user task and a backlog task, and a second
-    room `room2`. User B owns `room_b` with a pending task. Agent tokens of A: builder and
-    reviewer of `room`, builder of `room2`."""
+    """Owner A: room `room` (pair) with a pending user task and a backlog task, a member M and
+    a viewer V; a second room `room2`; `invite_room`, whose invites the acceptRoomInvite cases
+    use. User B owns `room_b` with a pending task. The admin (the server's first account) owns
+    `admin_room`. Agent tokens of A: builder and reviewer of `room`, builder of `room2`."""
 
     server: LiveServer
     owner: str
@@ -104,24 +135,63 @@ class World:
     owner_session: str
     room: str
     room2: str
+    invite_room: str
     pending_task: str
     backlog_task: str
+    member_id: str
+    viewer_id: str
     other: str
     other_id: str
     room_b: str
     task_b: str
+    admin_room: str
     tokens: dict[str, str | None]
 
     def token(self, caller: str) -> str | None:
         return self.tokens[caller]
 
+    async def fresh(self) -> World:
+        """The same world but for a new room of A's (M its member, a pending task, a backlog
+        task) and, as A's "other session", a new agent token's: for callers whose calls
+        succeed and change things."""
+        member = self.tokens["member"]
+        assert member is not None
+        room = (await new_room(self.server, self.owner, name="A's fresh room"))["id"]
+        await invite(self.server, self.owner, room, "MEMBER", member)
+        sent = await ok(self.server, self.owner, SEND, input={"chatroomId": room, "content": "x"})
+        backlog = await ok(
+            self.server, self.owner, ADD_BACKLOG, input={"chatroomId": room, "content": "later"}
+        )
+        _, session = await agent_token(self.server, self.owner, room, "reviewer")
+        return replace(
+            self,
+            room=room,
+            pending_task=sent["task"]["id"],
+            backlog_task=backlog["id"],
+            owner_session=session,
+        )
+
+
+async def invite(server: LiveServer, owner: str, room: str, role: str, token: str) -> None:
+    code = (await ok(server, owner, ROOM_INVITE, input={"chatroomId": room, "role": role}))["code"]
+    assert (await ok(server, token, ACCEPT_INVITE, code=code))["id"] == room
+
 
 @pytest.fixture(scope="module")
 async def world(server: LiveServer, module_db: PgDatabase) -> World:
-    await ok(server, None, SIGN_UP, input={"username": "matrix-admin", "password": PASSWORD})
+    signed = await ok(
+        server, None, SIGN_UP, input={"username": "matrix-admin", "password": PASSWORD}
+    )
+    admin = remember(signed["token"])
+    admin_room = (await new_room(server, admin, name="the admin's room"))["id"]
     owner, owner_id = await new_user(server, "owner")
     room = (await new_room(server, owner, name="A's room"))["id"]
     room2 = (await new_room(server, owner, name="A's other room"))["id"]
+    invite_room = (await new_room(server, owner, name="A's open house"))["id"]
+    member, member_id = await new_user(server, "member")
+    viewer, viewer_id = await new_user(server, "viewer")
+    await invite(server, owner, room, "MEMBER", member)
+    await invite(server, owner, room, "VIEWER", viewer)
     sent = await ok(server, owner, SEND, input={"chatroomId": room, "content": "build it"})
     backlog = await ok(server, owner, ADD_BACKLOG, input={"chatroomId": room, "content": "later"})
     other, other_id = await new_user(server, "other")
@@ -138,7 +208,11 @@ async def world(server: LiveServer, module_db: PgDatabase) -> World:
         "garbage": "chr_" + secrets.token_urlsafe(32),
         "revoked": revoked,
         "expired": expired,
+        "owner": owner,
+        "member": member,
+        "viewer": viewer,
         "other_user": other,
+        "admin": admin,
         "agent_other_room": (await agent_token(server, owner, room2, "builder"))[0],
         "agent_other_role": (await agent_token(server, owner, room, "reviewer"))[0],
         "agent_own": (await agent_token(server, owner, room, "builder"))[0],
@@ -150,12 +224,16 @@ async def world(server: LiveServer, module_db: PgDatabase) -> World:
         owner_session=await current_session(server, owner),
         room=room,
         room2=room2,
+        invite_room=invite_room,
         pending_task=sent["task"]["id"],
         backlog_task=backlog["id"],
+        member_id=member_id,
+        viewer_id=viewer_id,
         other=other,
         other_id=other_id,
         room_b=room_b,
         task_b=sent_b["task"]["id"],
+        admin_room=admin_room,
         tokens=tokens,
     )
 
@@ -180,6 +258,15 @@ async def fresh_code(w: World, caller: str) -> dict[str, Any]:
     """A pending device-login code of its own for each call."""
     req = await ok(w.server, None, REQUEST_LOGIN, d=f"matrix {caller}")
     return {"code": req["userCode"]}
+
+
+async def fresh_invite(w: World, caller: str) -> dict[str, Any]:
+    """A viewer invite of its own for each call, to A's `invite_room` (accepting it changes
+    nothing another case looks at)."""
+    made = await ok(
+        w.server, w.owner, ROOM_INVITE, input={"chatroomId": w.invite_room, "role": "VIEWER"}
+    )
+    return {"code": made["code"]}
 
 
 async def fresh_account(w: World, caller: str) -> dict[str, Any]:
@@ -374,6 +461,30 @@ MATRIX: dict[str, Field] = {
     "upgradeGuest": Field(UPGRADE, lambda w, c: fresh_account(w, c), "account", "manage"),
     # Only the server's admin mints signup invites: everyone else is refused (FORBIDDEN).
     "createSignupInvite": Field(SIGNUP_INVITE, const(), "account", "manage"),
+    # --- members (SPEC §12)
+    "roomMembers": Field(
+        "query($c: ID!) { roomMembers(chatroomId: $c) { user { id } role } }",
+        const(c=room_id),
+        "room",
+    ),
+    "createRoomInvite": Field(
+        ROOM_INVITE, inputs(chatroomId=room_id, role="MEMBER"), "room", "manage"
+    ),
+    "acceptRoomInvite": Field(ACCEPT_INVITE, fresh_invite, "account", "manage"),
+    # MEMBER to MEMBER: a change of nothing, should a refusal fail.
+    "setMemberRole": Field(
+        "mutation($c: ID!, $u: ID!) { setMemberRole(chatroomId: $c, userId: $u, role: MEMBER)"
+        " { role } }",
+        const(c=room_id, u=lambda w: w.member_id),
+        "room",
+        "manage",
+    ),
+    "removeMember": Field(
+        "mutation($c: ID!, $u: ID!) { removeMember(chatroomId: $c, userId: $u) }",
+        const(c=room_id, u=lambda w: w.member_id),
+        "room",
+        "manage",
+    ),
     # --- Subscription
     "roomEvents": Field(ROOM_EVENTS, const(c=room_id, after=0), "room"),
     "taskAvailable": Field(TASK_AVAILABLE, const(c=room_id, r="builder"), "room", "role"),
@@ -398,12 +509,30 @@ def expected(name: str, caller: str) -> str:
         return "ok"
     if caller in TOKEN_FAILURES:
         return "UNAUTHENTICATED"
-    if name == "createSignupInvite":
-        return "FORBIDDEN"  # no caller here is the server's admin
-    if caller == "other_user":
-        if field.kind == "room" or name == "revokeSession":
-            return "NOT_FOUND"
+    if caller in AGENTS:
+        return _agent_expected(name, caller)
+    # People: owner, member, viewer and the two strangers.
+    if field.kind == "account":
+        if name == "createSignupInvite":
+            return "ok" if caller == "admin" else "FORBIDDEN"
+        if name == "upgradeGuest":
+            return "BAD_USER_INPUT" if caller == "admin" else "ok"  # the admin has an account
+        if name == "acceptRoomInvite":
+            return "allowed" if caller == "owner" else "ok"  # the owner is in its room already
+        if name == "revokeSession":  # A's other session
+            return "ok" if caller == "owner" else "NOT_FOUND"
         return "ok"
+    if caller in STRANGERS:
+        return "NOT_FOUND"
+    if name in READS:
+        return "ok"
+    if caller == "viewer" or (caller == "member" and name in OWNER_ONLY):
+        return "FORBIDDEN"
+    return "allowed" if name in DOMAIN_REFUSED else "ok"
+
+
+def _agent_expected(name: str, caller: str) -> str:
+    field = MATRIX[name]
     if field.agent == "manage":
         return "FORBIDDEN"
     if caller == "agent_other_room":
@@ -465,6 +594,8 @@ def assert_no_leak(out: Outcome, w: World, where: str) -> None:
 async def test_access(world: World, root: str, name: str, caller: str) -> None:
     assert name in MATRIX, f"{root}.{name} has no access-matrix entry: add one to MATRIX"
     want = expected(name, caller)
+    if caller in ACTORS and (MATRIX[name].kind == "room" or name == "revokeSession"):
+        world = await world.fresh()
     variables = await MATRIX[name].vars(world, caller)
     where = f"{root}.{name} as {caller}"
     outcomes = await run(world, root, name, caller, variables)
@@ -472,7 +603,7 @@ async def test_access(world: World, root: str, name: str, caller: str) -> None:
         if root == "Subscription" and want == "allowed" and out.code == "TIMEOUT":
             continue  # allowed, and nothing to deliver yet
         assert_outcome(out, want, where)
-        if caller == "other_user" and out.ok:
+        if caller in STRANGERS and out.ok:
             assert_no_leak(out, world, where)
         if caller == "agent_other_room" and out.ok and name == "chatrooms":
             assert [r["id"] for r in out.data["chatrooms"]] == [world.room2]  # type: ignore[index]
@@ -518,6 +649,17 @@ async def test_nothing_was_changed_by_refused_callers(world: World) -> None:
     assert len(tasks) <= 3  # the two A made, and a handoff task of A's own builder at most
     sessions = await ok(world.server, world.owner, "query { sessions { id revokedAt } }")
     assert all(s["revokedAt"] is None for s in sessions if s["id"] == world.owner_session)
+    people = await ok(
+        world.server,
+        world.owner,
+        "query($c: ID!) { roomMembers(chatroomId: $c) { user { id } role } }",
+        c=world.room,
+    )
+    assert [(p["user"]["id"], p["role"]) for p in people] == [
+        (world.owner_id, "owner"),
+        (world.member_id, "member"),
+        (world.viewer_id, "viewer"),
+    ]
 
 
 # --- foreign ids inside one's own room -----------------------------------------------------------

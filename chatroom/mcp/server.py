@@ -12,7 +12,6 @@ Both hooks use the SDK's public middleware (every inbound message passes through
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any, Literal
 
 import anyio
@@ -110,10 +109,8 @@ class Channel:
         if self.session is None:
             return
         room, role = self.tools.room or "", self.tools.role or ""
-        if outcome.event == "task":
-            # The allowed targets as they are now (a classification changes them).
-            with contextlib.suppress(Exception):
-                info = await self.tools.role_info(room, role)
+        # `info` is the rolePrompt the waiter read when it subscribed: the role's targets, which
+        # depend on the team only (a refused hand_off names the ones a chain allows now).
         params = channel_params(room, role, outcome, info)
         await self.session.send_notification(ChannelPush(params=params))  # type: ignore[arg-type]
 

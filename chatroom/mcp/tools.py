@@ -213,14 +213,18 @@ class Tools:
                 await ctx.report_progress(0, None, f"waiting as {who} in {room}")
 
         desk = self.desk_for(room, who)
+        info: RoleInfo | None
         if desk is not None:
             desk.start()  # after a takeover, a call of this process takes the role back
             outcome = await desk.next(
                 seconds, lambda task_id: self.holds(room, who, task_id), waiting
             )
+            info = desk.info
         else:
             await waiting()
-            outcome = await wait_once(Waiter(self.client, room, who), seconds)
+            waiter = Waiter(self.client, room, who)
+            outcome = await wait_once(waiter, seconds)
+            info = waiter.info
         if outcome is not None and outcome.event == "connection_lost":
             raise Unreachable(
                 f"Lost the connection to the chatroom server{outcome.detail}; call wait_for_task "
@@ -230,7 +234,8 @@ class Tools:
             raise CliError(outcome.detail)
         if outcome is None or outcome.event != "task" or outcome.delivery is None:
             return calm_result(room, who, outcome)
-        return task_result(room, outcome, await self.role_info(room, who))
+        # The rolePrompt the waiter read as it subscribed (the targets depend on the team only).
+        return task_result(room, outcome, info or await self.role_info(room, who))
 
     async def hand_off(
         self,

@@ -1,7 +1,8 @@
 """The text of a message: `--message`, `--message-file PATH` (`-` = stdin) or stdin (a heredoc).
 
-Normalised gently (ergonomics §d): strict UTF-8, CRLF -> LF, an optional first line
-`---MESSAGE---` dropped, leading and trailing blank lines trimmed (indentation kept). Refused: an
+Normalised gently (ergonomics §d): strict UTF-8, an optional first line `---MESSAGE---` dropped,
+leading and trailing blank lines trimmed (indentation kept). Line ends are kept as written (CRLF
+too: a body reaches its reader byte for byte, SPEC §9), except the last line's. Refused: an
 empty body, and a body holding the heredoc terminator on a line of its own (the shell read past
 a misplaced closing line, so the text is not what the agent meant to send).
 """
@@ -92,7 +93,7 @@ def decode(raw: bytes, where: str) -> str:
 
 
 def normalize(text: str) -> str:
-    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    text = text.removeprefix("\ufeff")
     lines = text.split("\n")
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is not None and lines[first].strip() == MARKER:
@@ -118,4 +119,5 @@ def normalize(text: str) -> str:
                 "closing line was not where the shell expected it, so it read past it. Nothing "
                 f"was sent. Put {TERMINATOR} alone at column 0, right after the message."
             )
+    lines[-1] = lines[-1].removesuffix("\r")
     return "\n".join(lines)

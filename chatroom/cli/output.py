@@ -1,20 +1,19 @@
-"""Printing: the per-invocation options (`--json`, `--server`, `--with-content`), and the exact
-commands the CLI tells agents to run. Every id and value in a printed command is quoted, and
-flags use the `--flag="value"` form, so a command can be copied as it is (ergonomics §b15)."""
+"""Printing: the per-invocation options (`--json`, `--server`, `--with-content`), and the
+command builder (chatroom.agent_commands) set up with what this invocation was given."""
 
 from __future__ import annotations
 
 import json
 import os
-import shlex
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatroom.agent_commands import TERMINATOR, Commands, q
 from chatroom.cli.config import Target, resolve_target
 
 ENV_CLI = "CHATROOM_CLI"
-TERMINATOR = "CHATROOM_MESSAGE_END"
+__all__ = ["TERMINATOR", "Commands", "q"]
 
 
 @dataclass
@@ -58,14 +57,6 @@ def emit_json(obj: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(obj, ensure_ascii=False, sort_keys=False) + "\n")
 
 
-def q(value: str) -> str:
-    """A double-quoted shell word. Ids and roles never hold `"`, `$`, backslashes or
-    backticks; anything else falls back to POSIX single quotes."""
-    if any(ch in value for ch in '"$`\\!\n'):
-        return shlex.quote(value)
-    return f'"{value}"'
-
-
 def single_quoted(text: str) -> str:
     """Any text as one POSIX shell word, always quoted (`'it'"'"'s'`)."""
     return "'" + text.replace("'", "'\"'\"'") + "'"
@@ -76,36 +67,35 @@ def program() -> str:
     return os.environ.get(ENV_CLI, "").strip() or "chatroom"
 
 
-def server_suffix() -> str:
-    """`--server` is repeated in printed commands only when it came from the flag: from the
-    environment or the login file it applies to the next command as well."""
+def commands(timeout: str | None = None) -> Commands:
+    """The command builder for this invocation. `--server` is repeated only when it came from
+    the flag (from the environment or the login file it applies to the next command as well);
+    `timeout` is the agent's `--timeout`, repeated in every wait command."""
     target = OPTIONS.target
-    return f" --server={q(target.base_url)}" if target.server_from_flag else ""
+    server = target.base_url if target.server_from_flag else None
+    return Commands(program=program(), server=server, timeout=timeout)
+
+
+def server_suffix() -> str:
+    server = commands().server
+    return f" --server={q(server)}" if server else ""
 
 
 def wait_cmd(room_id: str, role: str, timeout: str | None = None) -> str:
-    extra = f" --timeout={q(timeout)}" if timeout else ""
-    return f"{program()} wait-for-message {q(room_id)} --role={q(role)}{extra}{server_suffix()}"
+    return commands(timeout).wait(room_id, role)
 
 
-def complete_cmd(room_id: str, role: str, target: str) -> str:
-    """The first line of the task-complete heredoc (the body follows on stdin)."""
-    return (
-        f"{program()} task-complete {q(room_id)} --role={q(role)} --next-role={q(target)}"
-        f"{server_suffix()} << '{TERMINATOR}'"
-    )
+def complete_cmd(room_id: str, role: str, target: str, timeout: str | None = None) -> str:
+    return commands(timeout).complete(room_id, role, target)
 
 
-def classify_cmd(room_id: str, role: str, classification: str) -> str:
-    return (
-        f"{program()} task-started {q(room_id)} --role={q(role)} "
-        f"--classification={q(classification)}{server_suffix()}"
-    )
+def classify_cmd(room_id: str, role: str, classification: str, timeout: str | None = None) -> str:
+    return commands(timeout).classify(room_id, role, classification)
 
 
-def prompt_cmd(room_id: str, role: str) -> str:
-    return f"{program()} prompt {q(room_id)} --role={q(role)}{server_suffix()}"
+def prompt_cmd(room_id: str, role: str, timeout: str | None = None) -> str:
+    return commands(timeout).prompt(room_id, role)
 
 
 def send_cmd(room_id: str) -> str:
-    return f"{program()} send {q(room_id)}{server_suffix()} --message=" + q("...")
+    return commands().send(room_id)

@@ -13,9 +13,10 @@ import strawberry
 from sqlmodel import SQLModel
 
 from chatroom.db import models
-from chatroom.resolvers import delivery
+from chatroom.resolvers import delivery, handoffs
 from chatroom.resolvers.teams import TeamTemplate
 from chatroom.schema.context import AppInfo
+from chatroom.schema.session import in_read
 
 E = TypeVar("E", bound=StrEnum)
 M = TypeVar("M", bound=SQLModel)
@@ -298,6 +299,16 @@ class ContextWindow:
     truncated: bool = strawberry.field(
         description="True when older messages of the chain were left out (newest kept)."
     )
+
+    @strawberry.field(
+        description="The team's reviewer has completed a task in this chain: a new_feature "
+        "chain may now go back to the user."
+    )
+    async def reviewed(self, info: AppInfo) -> bool:
+        if self.origin_message is None:
+            return False
+        origin = uuid.UUID(str(self.origin_message.id))
+        return await in_read(info, lambda tx, _: handoffs.chain_reviewed(tx, origin))
 
 
 @strawberry.type

@@ -21,17 +21,29 @@ from chatroom.cli.common import (
 )
 from chatroom.cli.errors import LocalInputError
 from chatroom.cli.message_input import read_body
-from chatroom.cli.output import echo, emit_json, program, q, send_cmd, server_suffix, wait_cmd
-from chatroom.cli.render import clean
+from chatroom.cli.output import (
+    commands,
+    echo,
+    emit_json,
+    program,
+    q,
+    send_cmd,
+    server_suffix,
+    wait_cmd,
+)
+from chatroom.cli.render import clean, team_of
+from chatroom.guidance import role_guidance
 
-TEAMS = ("pair", "squad")
+TEAMS = ("pair", "squad", "duo", "solo")
 
 
 def create(
     team: Annotated[
         str | None,
         typer.Option(
-            "--team", help="A built-in team: pair (default) or squad.", show_default=False
+            "--team",
+            help="A built-in team: pair (default), squad, duo or solo.",
+            show_default=False,
         ),
     ] = None,
     roles: Annotated[
@@ -79,8 +91,8 @@ def create(
         chosen = (team or "pair").strip().lower()
         if chosen not in TEAMS:
             raise LocalInputError(
-                f"--team {team!r} is not a built-in team: use pair or squad, or list your own "
-                "roles with --roles=a,b --entry-point=a."
+                f"--team {team!r} is not a built-in team: use pair, squad, duo or solo, or list "
+                "your own roles with --roles=a,b --entry-point=a."
             )
         variables["teamId"] = chosen
     if name is not None:
@@ -96,7 +108,7 @@ def create(
                 "CreateAgentToken", {"chatroomId": room_id, "role": role}, retry="connect"
             )
             tokens[role] = minted["createAgentToken"]["token"]
-    commands = {
+    waits = {
         role: (f"CHATROOM_TOKEN={q(tokens[role])} " if tokens else "") + wait_cmd(room_id, role)
         for role in room["teamRoles"]
     }
@@ -109,7 +121,7 @@ def create(
                 "team_id": room["teamId"],
                 "roles": room["teamRoles"],
                 "entry_point": room["entryPoint"],
-                "wait_cmds": commands,
+                "wait_cmds": waits,
                 "agent_tokens": tokens,
             }
         )
@@ -121,7 +133,7 @@ def create(
     if tokens:
         echo("Each command carries its role's agent token (shown once; keep it private).")
     echo("Start one agent per role; each runs its command in the foreground:")
-    for command in commands.values():
+    for command in waits.values():
         echo(command)
     echo(f"Then send the first request: {send_cmd(room_id)}")
 
@@ -234,26 +246,38 @@ def send(
 def prompt(
     room_id: RoomArg,
     role: RoleOpt,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            "--timeout", help="Repeated in the wait command it prints.", show_default=False
+        ),
+    ] = None,
     json_out: JsonOpt = False,
     server: ServerOpt = None,
 ) -> None:
     """Print the full guidance for a role (for an agent that lost its context)."""
     options = setup(json_out, server)
-    info = api().call("RolePrompt", {"chatroomId": room_id, "role": role_name(role)})["rolePrompt"]
-    config.mark_seen(options.target.base_url, room_id, info["role"])
+    client = api()
+    info = client.call("RolePrompt", {"chatroomId": room_id, "role": role_name(role)})["rolePrompt"]
+    who = info["role"]
+    facts = client.call("DeliveryContext", {"chatroomId": room_id, "role": who})
+    style = commands(timeout)
+    # The same guidance the server serves, with this agent's own way of running the CLI.
+    text = role_guidance(team_of(room_id, facts["chatroom"]), who, style)
+    config.mark_seen(options.target.base_url, room_id, who)
     if options.json:
         emit_json(
             {
                 "room_id": room_id,
-                "role": info["role"],
+                "role": who,
                 "allowed_targets": info["allowedTargets"],
                 "default_target": info["defaultTarget"],
-                "wait_cmd": wait_cmd(room_id, info["role"]),
-                "prompt": info["prompt"],
+                "wait_cmd": style.wait(room_id, who),
+                "prompt": text,
             }
         )
         return
-    echo(clean(info["prompt"]))
+    echo(text)
     echo("")
     echo("Run this now, in the foreground, to wait for your next task:")
-    echo(wait_cmd(room_id, info["role"]))
+    echo(style.wait(room_id, who))

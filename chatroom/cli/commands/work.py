@@ -27,30 +27,34 @@ from chatroom.cli.message_input import Body, read_body
 from chatroom.cli.output import (
     TERMINATOR,
     classify_cmd,
+    commands,
     complete_cmd,
     echo,
     echo_err,
     emit_json,
-    program,
     q,
-    server_suffix,
     single_quoted,
     wait_cmd,
 )
 from chatroom.cli.render import (
     CLASSIFICATIONS,
+    Chain,
     calm_block,
     delivery_json,
     delivery_text,
+    handoff_lines,
+    team_of,
     wait_json,
 )
+from chatroom.guidance import USER, route
 
 TimeoutOpt = Annotated[
     str | None,
     typer.Option(
         "--timeout",
         "--duration",
-        help="Stop waiting after this long (90s, 30m, 2h); default: wait until work arrives.",
+        help="Stop waiting after this long (90s, 30m, 2h); default: wait until work arrives. "
+        "task-complete, task-started and prompt repeat it in the wait command they print.",
         show_default=False,
     ),
 ]
@@ -73,8 +77,8 @@ def wait_for_message(
     seconds = parse_duration(timeout) if timeout else None
     until = f", or for {timeout}" if timeout else ""
     echo_err(
-        f"waiting as {role} in {room_id} ... (one waiter per role; this call blocks until a "
-        f"task arrives{until})"
+        f"waiting as {role} in {room_id} ... (this call blocks until a task arrives{until}; "
+        "a newer waiter for the same role takes over and ends this one)"
     )
     from chatroom.cli.live import Waiter, run_wait
 
@@ -83,16 +87,25 @@ def wait_for_message(
     outcome = run_wait(waiter, seconds)
     role = waiter.role
     if outcome.event == "task" and outcome.delivery is not None and waiter.info is not None:
+        facts = client.call("DeliveryContext", {"chatroomId": room_id, "role": role})
+        team = team_of(room_id, facts["chatroom"])
+        chain = Chain.of(facts)
+        style = commands(timeout)
         if options.json:
             emit_json(
                 delivery_json(
-                    room_id, waiter.info, outcome.delivery, with_content=options.with_content
+                    team,
+                    role,
+                    outcome.delivery,
+                    chain,
+                    style,
+                    with_content=options.with_content,
                 )
             )
             return
         base = options.target.base_url
         first = not config.seen_marker(base, room_id, role).exists()
-        echo(delivery_text(room_id, waiter.info, outcome.delivery, guidance=first))
+        echo(delivery_text(team, role, outcome.delivery, chain, style, intro=first))
         if first:
             config.mark_seen(base, room_id, role)
         return
@@ -132,11 +145,10 @@ NextRoleOpt = Annotated[
 ]
 
 
-def _retry_command(room_id: str, role: str, target: str, body: Body) -> list[str]:
-    head = (
-        f"{program()} task-complete {q(room_id)} --role={q(role)} --next-role={q(target)}"
-        f"{server_suffix()}"
-    )
+def _retry_command(
+    room_id: str, role: str, target: str, body: Body, timeout: str | None
+) -> list[str]:
+    head = commands(timeout).complete_head(room_id, role, target)
     if body.source == "flag":
         return [f"{head} --message={single_quoted(body.text)}"]
     if body.source == "file" and body.path:
@@ -158,7 +170,13 @@ def _valid_targets(client: Api, room_id: str, role: str, exc: ServerRefused) -> 
 
 
 def _refusal(
-    client: Api, exc: ServerRefused, room_id: str, role: str, target: str, body: Body
+    client: Api,
+    exc: ServerRefused,
+    room_id: str,
+    role: str,
+    target: str,
+    body: Body,
+    timeout: str | None,
 ) -> ServerRefused:
     """Turn a refused handoff into: what failed, "Nothing was sent." (a refusal changes
     nothing), and where it helps the valid targets and a corrected command."""
@@ -167,7 +185,7 @@ def _refusal(
     targets: list[str] | None = None
     retry: list[str] = []
     if exc.code == "NOT_TASK_HOLDER":
-        retry = [wait_cmd(room_id, role)]
+        retry = [wait_cmd(room_id, role, timeout)]
         lines.append(
             f"You hold no task to hand off as {q(role)}. Get your task (back) first; run this "
             "now, in the foreground:"
@@ -189,7 +207,7 @@ def _refusal(
             lines.append(f"Valid targets for {q(role)}: {', '.join(q(t) for t in targets)}.")
         if suggested:
             lines.append("Run this instead:")
-            retry = _retry_command(room_id, role, suggested, body)
+            retry = _retry_command(room_id, role, suggested, body, timeout)
     exc.message = f"{exc.message} Nothing was sent."
     exc.lines = lines + retry
     exc.details = {"valid_targets": targets, "retry_cmd": "\n".join(retry) or None}
@@ -202,6 +220,7 @@ def task_complete(
     next_role: NextRoleOpt,
     message: MessageOpt = None,
     message_file: MessageFileOpt = None,
+    timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
     server: ServerOpt = None,
 ) -> None:
@@ -214,7 +233,7 @@ def task_complete(
         message,
         message_file,
         example=[
-            complete_cmd(room_id, role, target),
+            complete_cmd(room_id, role, target, timeout),
             "<your handoff message>",
             TERMINATOR,
         ],
@@ -236,7 +255,7 @@ def task_complete(
             retry="safe",
         )["sendHandoff"]
     except ServerRefused as exc:
-        raise _refusal(client, exc, room_id, role, target, body) from None
+        raise _refusal(client, exc, room_id, role, target, body, timeout) from None
     except Unreachable as exc:
         exc.message += (
             " The handoff may not have reached it: run the same command again when the server is "
@@ -246,7 +265,7 @@ def task_complete(
     done = result["completedTasks"][0]["id"] if result["completedTasks"] else None
     sent = result["message"]
     new_task = result.get("newTask") or {}
-    wait = wait_cmd(room_id, role)
+    wait = wait_cmd(room_id, role, timeout)
     if options.json:
         emit_json(
             {
@@ -263,14 +282,13 @@ def task_complete(
             }
         )
         return
-    verb = "handed back to" if target == "user" else "handed off to"
     echo(
-        f"Task {q(done or '-')} {verb} {q(target)} (message {q(sent['id'])}, "
-        f"{body.lines} line{'s' if body.lines != 1 else ''})."
+        f"Task {q(done or '-')} handed off to {q(target)} "
+        f"(message {q(sent['id'])}, {body.lines} line{'s' if body.lines != 1 else ''})."
     )
     echo(
-        "That task is done; your session is not. Run this now, in the foreground, to wait for "
-        "your next task:"
+        "The task is finished, your session is not: run this now, in the foreground, to wait "
+        "for your next task:"
     )
     echo(wait)
 
@@ -291,23 +309,33 @@ def task_started(
     room_id: RoomArg,
     role: RoleOpt,
     classification: ClassificationOpt,
+    timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
     server: ServerOpt = None,
 ) -> None:
-    """Classify the user's request behind your task (the entry point does this once)."""
+    """Classify the user's request behind your task (the entry point does this once); prints
+    the handoff command that applies now."""
     options = setup(json_out, server)
     role = role_name(role)
     kind = classification.strip().lower().replace("-", "_").replace(" ", "_")
     if kind not in CLASSIFICATIONS:
         raise LocalInputError(
             f"--classification {classification!r} is not one of question, new_feature, follow_up.",
-            lines=[classify_cmd(room_id, role, k) for k in CLASSIFICATIONS],
+            lines=[classify_cmd(room_id, role, k, timeout) for k in CLASSIFICATIONS],
         )
-    result = api().call(
+    client = api()
+    result = client.call(
         "ClassifyTask",
         {"input": {"chatroomId": room_id, "role": role, "classification": kind.upper()}},
     )["classifyTask"]
     effective = (result.get("effectiveClassification") or kind).lower()
+    facts = client.call("DeliveryContext", {"chatroomId": room_id, "role": role})
+    team = team_of(room_id, facts["chatroom"])
+    # Only the user's own request is classified (the server refuses any other task), so the
+    # task in hand is the chain's first, from the user.
+    way = route(team, role, USER, effective, Chain.of(facts).reviewed)
+    target = way.target
+    style = commands(timeout)
     if options.json:
         emit_json(
             {
@@ -316,6 +344,9 @@ def task_started(
                 "message_id": result["id"],
                 "classification": (result.get("classification") or kind).lower(),
                 "effective_classification": effective,
+                "target": target,
+                "complete_cmd": style.complete(room_id, role, target),
+                "wait_cmd": style.wait(room_id, role),
             }
         )
         return
@@ -323,10 +354,9 @@ def task_started(
         f" (it inherits {effective} from the request it follows)" if effective != kind else ""
     )
     echo(f"Request {q(result['id'])} classified as {kind}{inherited}.")
-    if effective == "new_feature":
-        echo(
-            "Carry on with the work. A new_feature goes back to the user only after the reviewer "
-            "has completed a task in this chain (when the team has a reviewer)."
-        )
-    else:
-        echo("Carry on with the work; hand off with task-complete when it is done.")
+    echo(
+        f"Do the work, then hand off to {q(target)} ({way.reason}) with this command; replace "
+        f"the middle line with your message, the last line is exactly {TERMINATOR}:"
+    )
+    for line in handoff_lines(style, room_id, role, target):
+        echo(line)

@@ -602,6 +602,70 @@ async def test_role_prompt_names_the_allowed_targets(live_server: LiveServer) ->
         code, _ = await expect_error(api.execute(PROMPT, c=pair, r="manager"))
         assert code == "BAD_USER_INPUT"
 
+        # In the duo only the planner reports to the user; the builder answers the planner.
+        duo = (await api.create_room(teamId="duo", name="duo prompts"))["id"]
+        planner = (await api.execute(PROMPT, c=duo, r="planner"))["rolePrompt"]
+        assert planner["allowedTargets"] == ["builder", "user"]
+        assert planner["defaultTarget"] == "user"
+        duo_builder = (await api.execute(PROMPT, c=duo, r="builder"))["rolePrompt"]
+        assert duo_builder["allowedTargets"] == ["planner"]
+        assert duo_builder["defaultTarget"] == "planner"
+        assert 'Only "planner" reports to "user".' in duo_builder["prompt"]
+        solo = (await api.create_room(teamId="solo", name="solo prompts"))["id"]
+        alone = (await api.execute(PROMPT, c=solo, r="solo"))["rolePrompt"]
+        assert alone["allowedTargets"] == ["user"]
+        assert "You may hand off to: user." in alone["prompt"]
+        for text in (builder["prompt"], reviewer["prompt"], planner["prompt"], alone["prompt"]):
+            # Each rule once: the chain defined in one sentence, the endless loop, one waiter.
+            assert text.count("A chain is ") == 1
+            assert text.count("The loop never ends on its own") == 1
+            assert text.count("One waiter per role: a second wait-for-message") == 1
+            assert text.count("Only the message body") == 1
+
+
+TEAMS = "{ teams { id name roles entryPoint } }"
+
+
+async def test_teams_lists_the_built_in_templates(live_server: LiveServer) -> None:
+    token = await new_token(live_server)
+    async with client(live_server, token) as api:
+        teams = {t["id"]: t for t in (await api.execute(TEAMS))["teams"]}
+    assert list(teams) == ["pair", "squad", "duo", "solo"]
+    assert teams["duo"]["roles"] == ["planner", "builder"]
+    assert teams["duo"]["entryPoint"] == "planner"
+    assert teams["solo"]["roles"] == ["solo"] and teams["solo"]["entryPoint"] == "solo"
+
+
+REVIEWED = "query($c: ID!, $r: String!) { contextWindow(chatroomId: $c, role: $r) { reviewed } }"
+
+
+async def test_context_window_says_whether_the_chain_was_reviewed(
+    live_server: LiveServer,
+) -> None:
+    """ContextWindow.reviewed is the server's own rule for a new_feature going to the user."""
+    token = await new_token(live_server)
+    async with client(live_server, token) as api:
+        rid = (await api.create_room(name="reviewed"))["id"]
+
+        async def reviewed(role: str) -> bool:
+            return bool((await api.execute(REVIEWED, c=rid, r=role))["contextWindow"]["reviewed"])
+
+        async def claim(role: str) -> None:
+            task = (await api.pending(rid, role))[0]
+            assert (await api.claim(rid, task["id"], role))["success"] is True
+
+        await api.request_and_claim(rid, "first")
+        assert not await reviewed("builder")
+        await api.handoff(rid, "builder", "reviewer", "check it")
+        await claim("reviewer")
+        assert not await reviewed("reviewer")  # a review in progress is not completed
+        await api.handoff(rid, "reviewer", "builder", "fix x")
+        await claim("builder")
+        assert await reviewed("builder")
+        await api.handoff(rid, "builder", "user", "done")
+        await api.request_and_claim(rid, "second")  # a new chain: nothing reviewed in it yet
+        assert not await reviewed("builder")
+
 
 async def test_task_counts_follow_every_status(live_server: LiveServer) -> None:
     token = await new_token(live_server)

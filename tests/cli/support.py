@@ -241,3 +241,85 @@ def file_mode(path: Path) -> int | None:
         return path.stat().st_mode & 0o777
     except FileNotFoundError:
         return None
+
+
+# --- reading a delivery the way an agent does -------------------------------------------------
+
+BOUNDARY_INTRO = re.compile(r"^The message, byte for byte, between the two (\S+) lines:$", re.M)
+PLACEHOLDER = "<your handoff message: what you did, how you checked it, what is left for them>"
+
+
+@dataclass
+class Delivery:
+    """One `wait-for-message` delivery, split into what the agent acts on. `text` is the
+    output as printed; lines are split on "\\n" only (a body may hold CR)."""
+
+    text: str
+    intro: list[str]  # the role's identity, before the first delivery only
+    head: list[str]  # from "TASK RECEIVED" to the line announcing the body
+    identity: dict[str, str]  # task, from, resumed, message
+    boundary: str
+    body: str  # exactly as printed between the boundary lines
+    rest: list[str]  # after the closing boundary line
+    classify: dict[str, str]  # kind -> the task-started command (its `# ...` comment dropped)
+    handoffs: dict[str | None, str]  # kind (None: no choice to make) -> the heredoc's first line
+    wait: str
+    others: list[str]  # "Also allowed" targets
+
+    @property
+    def overhead(self) -> int:
+        """Lines printed besides the body (the fixed overhead of a delivery)."""
+        return len(self.text.rstrip("\n").split("\n")) - len(self.body.split("\n"))
+
+
+def parse_delivery(text: str, program: str = "chatroom") -> Delivery:
+    found = BOUNDARY_INTRO.search(text)
+    assert found, f"no body boundary in:\n{text}"
+    line = found.group(1)
+    start = found.end() + 1
+    assert text[start:].startswith(line + "\n"), text
+    body_start = start + len(line) + 1
+    body_end = text.index(f"\n{line}\n", body_start - 1)
+    body = text[body_start:body_end]
+    before = text[: found.end()].split("\n")
+    first = next(i for i, s in enumerate(before) if "TASK RECEIVED as" in s)
+    rest = text[body_end + len(line) + 2 :].rstrip("\n").split("\n")
+    classify: dict[str, str] = {}
+    handoffs: dict[str | None, str] = {}
+    kinds: list[str | None] = [None]
+    wait = ""
+    others: list[str] = []
+    for i, s in enumerate(rest):
+        if s.startswith(f"{program} task-started "):
+            command = s.split("  # ", 1)[0]
+            classify[re.search(r'--classification="([a-z_]+)"', command).group(1)] = command  # type: ignore[union-attr]
+        elif s.startswith("For ") and s.endswith(":"):
+            kinds = list(s[4:-1].split(" or "))
+        elif s.startswith(f"{program} task-complete "):
+            assert s.endswith(f"<< '{TERMINATOR}'"), s
+            assert rest[i + 1] == PLACEHOLDER and rest[i + 2] == TERMINATOR, rest[i : i + 3]
+            for kind in kinds:
+                handoffs[kind] = s
+        elif s.startswith(f"{program} wait-for-message "):
+            wait = s
+        elif s.startswith("Also allowed: "):
+            others = re.findall(r'"([^"]+)"', s.split("(swap", 1)[0])
+    return Delivery(
+        text=text,
+        intro=before[:first],
+        head=before[first:],
+        identity=dict(re.findall(r'(\w+)="([^"]*)"', before[first + 1])),
+        boundary=line,
+        body=body,
+        rest=rest,
+        classify=classify,
+        handoffs=handoffs,
+        wait=wait,
+        others=others,
+    )
+
+
+def heredoc(head: str, body: str) -> str:
+    """A printed heredoc head, a body, and the terminator at column 0, as one script."""
+    assert head.endswith(f"<< '{TERMINATOR}'"), head
+    return f"{head}\n{body}\n{TERMINATOR}\n"

@@ -198,4 +198,6 @@ async def test_usage_errors(cli: Cli) -> None:
     )
     result = await cli.run("task-started", "x", "--role", "b", "--classification", "bug")
     assert result.rc == EXIT_USAGE and result.err_lines[0].startswith("chatroom: --classification")
-    one_line_error(await cli.run("create", "--team", "trio"), EXIT_USAGE, "pair or squad")
+    one_line_error(
+        await cli.run("create", "--team", "trio"), EXIT_USAGE, "pair, squad, duo or solo"
+    )

@@ -19,7 +19,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from tests.cli.support import CLI, REPO_ROOT, TERMINATOR, Cli, section, until_waiting
+from tests.cli.support import CLI, REPO_ROOT, TERMINATOR, Cli, parse_delivery, until_waiting
 from tests.support import dbutil
 from tests.support.gql_client import gql_http
 from tests.support.pg import PgDatabase
@@ -332,7 +332,7 @@ async def test_claim_whose_answer_is_lost_is_retried_with_its_key(
         proxy.armed = True
         got = await cli.run("wait-for-message", room, "--role", "builder", env=RETRY_ENV)
         assert got.rc == 0, str(got)
-        assert got.out_lines[1] == f'task="{task_id}" from="user" resumed="no"', got.out
+        assert got.out_lines[1].startswith(f'task="{task_id}" from="user" resumed="no" '), got.out
         assert proxy.triggered >= 2 and len(set(proxy.keys)) == 1, proxy.keys
         assert proxy.keys[0].startswith(b"cli-claim-")
         row = await dbutil.fetchrow(
@@ -378,15 +378,15 @@ def sigkill(proc: asyncio.subprocess.Process) -> None:
         proc.send_signal(signal.SIGKILL)
 
 
-async def resumed_delivery(cli: Cli, room: str, task_id: str) -> list[str]:
-    """A new wait for the builder: the same task, marked resumed; returns the output lines."""
+async def resumed_delivery(cli: Cli, room: str, task_id: str) -> str:
+    """A new wait for the builder: the same task, marked resumed; returns its output."""
     again = (await cli.run("wait-for-message", room, "--role", "builder")).ok()
     lines = again.out_lines
     assert lines[0].endswith(f'TASK RECEIVED as "builder" in room "{room}"'), again.out
-    assert lines[1] == f'task="{task_id}" from="user" resumed="yes"'
-    assert lines[2].startswith("You already started this task before your process restarted")
-    assert section(lines, "<message>", "</message>") == ["Build the parser."]
-    return lines
+    assert lines[1].startswith(f'task="{task_id}" from="user" resumed="yes" message="')
+    assert lines[3].startswith("You already started this task before your process restarted")
+    assert parse_delivery(again.out).body == "Build the parser."
+    return again.out
 
 
 async def check_still_held(server: LiveServer, cli: Cli, room: str, task_id: str) -> None:
@@ -411,12 +411,10 @@ async def test_killed_agent_gets_its_task_back_resumed(
     assert "TASK RECEIVED" in printed
     await check_still_held(live_server, cli, room, sent["task_id"])
 
-    lines = await resumed_delivery(cli, room, sent["task_id"])
+    out = await resumed_delivery(cli, room, sent["task_id"])
     await check_still_held(live_server, cli, room, sent["task_id"])  # not claimed a second time
     # And the resumed task is really the agent's: its handoff goes through.
-    steps = section(lines, "<next-steps>", "</next-steps>")
-    head = next(s for s in steps if s.startswith("chatroom task-complete "))
-    to_reviewer = head.replace('--next-role="user"', '--next-role="reviewer"')
+    to_reviewer = parse_delivery(out).handoffs["new_feature"]
     done = (await cli.bash(f"{to_reviewer}\n{HANDOFF}\n{TERMINATOR}\n")).ok()
     check_handed_off(done.out, sent["task_id"], room)
 

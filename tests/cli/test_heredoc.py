@@ -4,7 +4,7 @@ that text."""
 
 from __future__ import annotations
 
-from tests.cli.support import TERMINATOR, Cli, messages, section
+from tests.cli.support import PLACEHOLDER, TERMINATOR, Cli, messages, parse_delivery
 from tests.support.server import LiveServer
 
 NASTY = "\n".join(
@@ -28,10 +28,6 @@ NASTY = "\n".join(
 )
 
 
-def unescape(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
 async def test_printed_heredoc_round_trips_any_text(cli: Cli, live_server: LiveServer) -> None:
     room = await cli.create_room()
     await cli.run("prompt", room, "--role", "builder")
@@ -39,11 +35,11 @@ async def test_printed_heredoc_round_trips_any_text(cli: Cli, live_server: LiveS
     delivery = (await cli.run("wait-for-message", room, "--role", "builder")).ok()
     (await cli.run("task-started", room, "--role", "builder", "--classification", "question")).ok()
 
-    # The agent's edit: swap the target as <handoffs> says, replace the placeholder line.
-    steps = section(delivery.out_lines, "<next-steps>", "</next-steps>")
-    at = next(i for i, line in enumerate(steps) if line.startswith("chatroom task-complete"))
-    command, placeholder, terminator = steps[at : at + 3]
-    assert terminator == TERMINATOR and placeholder.startswith("<")
+    # The agent's edit: swap the target as "Also allowed" says, replace the placeholder line.
+    d = parse_delivery(delivery.out)
+    lines = d.rest[d.rest.index(d.handoffs["question"]) :]
+    command, placeholder, terminator = lines[:3]
+    assert terminator == TERMINATOR and placeholder == PLACEHOLDER
     command = command.replace('--next-role="user"', '--next-role="reviewer"')
     script = "\n".join([command, NASTY, terminator, "echo after-the-heredoc"]) + "\n"
 
@@ -59,12 +55,10 @@ async def test_printed_heredoc_round_trips_any_text(cli: Cli, live_server: LiveS
     assert handoff["type"] == "HANDOFF" and handoff["senderRole"] == "builder"
     assert handoff["content"] == NASTY
 
-    # ... and in the recipient's delivery (escaped there, never truncated).
+    # ... and in the recipient's delivery (as written, never truncated).
     await cli.run("prompt", room, "--role", "reviewer")
     received = (await cli.run("wait-for-message", room, "--role", "reviewer")).ok()
-    body = "\n".join(section(received.out_lines, "<message>", "</message>"))
-    assert "<b>" not in body and "&lt;b&gt;" in body
-    assert unescape(body) == NASTY
+    assert parse_delivery(received.out).body == NASTY
     as_json = await cli.json("wait-for-message", room, "--role", "reviewer", "--with-content")
     assert as_json["message"]["content"] == NASTY
 
@@ -83,4 +77,5 @@ async def test_message_file_and_marker_line(cli: Cli, live_server: LiveServer, t
     assert len(result.out_lines) <= 5
     assert "(message " in result.out_lines[0] and "2 lines" in result.out_lines[0]
     handoff = (await messages(live_server, cli.token(), room))[-1]
-    assert handoff["content"] == "  indented first line\nsecond"
+    # The marker line and the blank lines around the body go; its CRLF line end stays.
+    assert handoff["content"] == "  indented first line\r\nsecond"

@@ -12,8 +12,15 @@ from tests.cli.support import REPO_ROOT, Cli, file_mode, until_waiting
 from tests.support.server import LiveServer
 
 ERROR_KEYS = {"code", "message", "exit_code", "valid_targets", "retry_cmd"}
-WAIT_KEYS = {"event", "room_id", "role", "task", "message", "next", "recovery"}
-NEXT_KEYS = {"default_target", "allowed_targets", "complete_cmd", "classify_cmds", "wait_cmd"}
+WAIT_KEYS = {"event", "room_id", "role", "task", "message", "queued_behind", "next", "recovery"}
+NEXT_KEYS = {
+    "default_target",
+    "allowed_targets",
+    "complete_cmd",
+    "classify_cmds",
+    "complete_cmds",
+    "wait_cmd",
+}
 TASK_REF_KEYS = {"room_id", "task_id", "status", "queue_position"}
 
 
@@ -91,8 +98,17 @@ async def test_the_agent_loop(cli: Cli) -> None:
         "chars": len("Explain the plan."),
         "sha256": hashlib.sha256(b"Explain the plan.").hexdigest(),
     }
-    assert got["next"]["default_target"] == "user"
-    assert set(got["next"]["classify_cmds"]) == {"question", "new_feature", "follow_up"}
+    assert got["queued_behind"] == 0
+    # Unclassified: no default yet; the command for each kind (no follow_up: nothing before).
+    assert got["next"]["default_target"] is None and got["next"]["complete_cmd"] is None
+    assert set(got["next"]["classify_cmds"]) == {"question", "new_feature"}
+    assert got["next"]["complete_cmds"] == {
+        "question": f'chatroom task-complete "{room}" --role="builder" --next-role="user" '
+        "<< 'CHATROOM_MESSAGE_END'",
+        "new_feature": f'chatroom task-complete "{room}" --role="builder" '
+        "--next-role=\"reviewer\" << 'CHATROOM_MESSAGE_END'",
+    }
+    assert got["next"]["allowed_targets"] == ["reviewer", "user"]
 
     resumed = await cli.json("wait-for-message", room, "--role", "builder", "--with-content")
     assert resumed["task"]["resumed"] is True
@@ -107,8 +123,15 @@ async def test_the_agent_loop(cli: Cli) -> None:
         "message_id",
         "classification",
         "effective_classification",
+        "target",
+        "complete_cmd",
+        "wait_cmd",
     }
-    assert classified["classification"] == "question"
+    assert classified["classification"] == "question" and classified["target"] == "user"
+    assert classified["complete_cmd"] == got["next"]["complete_cmds"]["question"]
+    after = await cli.json("wait-for-message", room, "--role", "builder")
+    assert after["next"]["default_target"] == "user" and after["next"]["classify_cmds"] is None
+    assert after["next"]["complete_cmd"] == classified["complete_cmd"]
 
     handed = await cli.json(
         "task-complete", room, "--role", "builder", "--next-role", "user", "--message", "It is."

@@ -15,7 +15,7 @@ from chatroom.cli.client import OPERATIONS_DIR, operation
 from chatroom.cli.durations import parse_duration
 from chatroom.cli.errors import LocalInputError
 from chatroom.cli.message_input import normalize
-from chatroom.cli.render import clean, escape, unescape
+from chatroom.cli.render import boundary, clean, visible
 from tests.cli.support import REPO_ROOT
 from tests.support.operations import check_operation_files
 
@@ -36,7 +36,7 @@ def test_no_query_text_in_python() -> None:
     [
         ("hello", "hello"),
         ("\n\n  hello\n  world  \n\n", "  hello\n  world  "),
-        ("a\r\nb\r\n", "a\nb"),
+        ("a\r\nb\r\n", "a\r\nb"),  # line ends kept, byte for byte, but the last one
         ("---MESSAGE---\nbody", "body"),
         ("\n---MESSAGE---\n\nbody\n", "body"),
         ("body\n---MESSAGE---", "body\n---MESSAGE---"),
@@ -72,11 +72,22 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
 
 
-def test_escape_and_clean() -> None:
+def test_clean_and_visible() -> None:
     raw = "a <b> & c\x1b[1;31m red\x1b[0m\x1b]0;title\x07 \x00\x08\x7f\x9b\ttab\nline\r"
     assert clean(raw) == "a <b> & c red \ttab\nline"
-    assert escape(raw) == "a &lt;b&gt; &amp; c red \ttab\nline"
-    assert unescape(escape("x &lt; y <z> & w")) == "x &lt; y <z> & w"
+    # A body as printed: every character as written, control characters as visible escapes
+    # (CRLF line ends and tabs pass as they are).
+    assert visible(raw) == (
+        "a <b> & c\\x1b[1;31m red\\x1b[0m\\x1b]0;title\\x07 \\x00\\x08\\x7f\\x9b\ttab\nline\\r"
+    )
+    assert visible("x\r\ny -> ü &amp; ]]>") == "x\r\ny -> ü &amp; ]]>"
+
+
+def test_boundary_is_not_a_line_of_the_body() -> None:
+    line = boundary("x")
+    assert line.startswith("CHATROOM_BODY_")
+    assert boundary(f"{line}\n{line}") != line
+    assert boundary("x") != line  # fresh per delivery
 
 
 def test_server_urls() -> None:

@@ -4,13 +4,13 @@
 
     user:     auth login --guest; create; send (request 1)
     builder:  the wait command `create` printed           -> delivery of request 1
-    builder:  the printed task-started line (new_feature)
+    builder:  the printed task-started line (new_feature) -> prints the handoff to reviewer
     user:     send (request 2)                            -> QUEUED behind the running chain
-    builder:  the printed task-complete heredoc (to user) -> REFUSED, nothing sent, a fix printed
+    builder:  the question's heredoc (to user), by mistake -> REFUSED, nothing sent, a fix printed
     builder:  the printed fix (to reviewer)               -> handed off; prints the wait command
     builder:  that wait command                           (blocks: the baton is elsewhere)
     reviewer: the wait command `create` printed           -> delivery of the builder's handoff
-    reviewer: the printed heredoc, --next-role swapped to "user" as <handoffs> says
+    reviewer: the printed heredoc, --next-role swapped to "user" as "Also allowed" says
     builder:  its wait prints request 2 (promoted from the queue)
 """
 
@@ -28,13 +28,13 @@ from tests.cli.support import (
     Cli,
     Result,
     Running,
-    section,
+    heredoc,
+    parse_delivery,
     until_waiting,
 )
 from tests.support.gql_client import gql_http
 from tests.support.server import LiveServer
 
-PLACEHOLDER = "<your handoff message: what you did, how you checked it, what is left for them>"
 REQUEST_1 = "Add a `--verbose` flag to the export command.\nKeep the default output unchanged."
 REQUEST_2 = "Then update the changelog for the export command."
 BUILDER_REPORT_TO_USER = "Added --verbose to export; tests pass. (This should go to the reviewer.)"
@@ -75,37 +75,6 @@ async def bash_start(cli: Cli, script: str) -> Running:
         cwd=REPO_ROOT,
     )
     return Running(("bash", "-c", script), proc, asyncio.ensure_future(proc.communicate()))
-
-
-def heredoc(head: str, body: str) -> str:
-    """A printed heredoc head, a body, and the terminator at column 0, as one script."""
-    assert head.endswith(f"<< '{TERMINATOR}'"), head
-    return f"{head}\n{body}\n{TERMINATOR}\n"
-
-
-def delivery_of(out: str) -> list[str]:
-    """The delivery's lines (after the once-per-role guidance block, if any)."""
-    if out.startswith("<role-guidance"):
-        out = out.split("</role-guidance>\n", 1)[1]
-    return out.splitlines()
-
-
-def printed_heredoc(steps: list[str]) -> str:
-    """The task-complete heredoc head in the next steps; the placeholder and the terminator
-    must follow it, at column 0."""
-    at = next(i for i, line in enumerate(steps) if line.startswith("chatroom task-complete "))
-    assert steps[at + 1] == PLACEHOLDER, steps
-    assert steps[at + 2] == TERMINATOR, steps
-    return steps[at]
-
-
-def identity(lines: list[str]) -> dict[str, str]:
-    """`task="..." from="..." resumed="..."` (the second line of a delivery) as a dict."""
-    return dict(re.findall(r'(\w+)="([^"]*)"', lines[1]))
-
-
-def message_body(lines: list[str]) -> str:
-    return "\n".join(section(lines, "<message>", "</message>"))
 
 
 async def api(server: LiveServer, token: str, doc: str, **variables: Any) -> dict[str, Any]:
@@ -189,31 +158,34 @@ async def test_pair_workflow_through_the_cli_only(live_server: LiveServer, tmp_p
 
     got = ok(await builder.finish())
     assert got.err_lines == [
-        f"waiting as builder in {room} ... (one waiter per role; this call blocks until a task "
-        "arrives)"
+        f"waiting as builder in {room} ... (this call blocks until a task arrives; a newer "
+        "waiter for the same role takes over and ends this one)"
     ]
-    delivery = delivery_of(got.out)
-    assert delivery[0].endswith(f'TASK RECEIVED as "builder" in room "{room}"')
-    assert identity(delivery) == {"task": task_1, "from": "user", "resumed": "no"}
-    assert message_body(delivery) == REQUEST_1
-    steps = section(delivery, "<next-steps>", "</next-steps>")
+    d = parse_delivery(got.out)
+    assert d.intro[0].startswith("# You are the builder of the Pair team")  # the first wait
+    assert d.head[0].endswith(f'TASK RECEIVED as "builder" in room "{room}"')
+    assert d.identity == {"task": task_1, "from": "user", "resumed": "no", "message": request_1}
+    assert d.body == REQUEST_1
+    assert "No request is queued behind this chain." in d.head[2]
     tasks = await tasks_by_id(live_server, token, room)
     assert (tasks[task_1]["status"], tasks[task_1]["assignedTo"]) == ("IN_PROGRESS", "builder")
     assert tasks[task_1]["attempt"] == 1
 
     # --- classify: the printed new_feature line, verbatim (its trailing `# ...` is a comment) -
-    classify = [line for line in steps if line.startswith("chatroom task-started ")]
-    assert len(classify) == 3, steps
-    new_feature = next(line for line in classify if '--classification="new_feature"' in line)
+    assert list(d.classify) == ["question", "new_feature"], d.text  # nothing to follow up
+    new_feature = next(line for line in d.rest if '--classification="new_feature"' in line)
     classified = ok(await user.bash(new_feature))
     assert classified.out_lines[0] == f'Request "{request_1}" classified as new_feature.'
+    # ... and it prints the handoff that applies now: the one the delivery showed for it.
+    assert classified.out_lines[2] == d.handoffs["new_feature"]
+    assert '--next-role="reviewer"' in d.handoffs["new_feature"]
     msgs = await feed(live_server, token, room)
     assert [(m["id"], m["classification"]) for m in msgs] == [(request_1, "NEW_FEATURE")]
 
     # --- meanwhile the user sends a second request: it queues behind the running chain --------
     queued = await user.json("send", room, "--message", REQUEST_2)
     assert (queued["task_status"], queued["queue_position"]) == ("queued", 1)
-    task_2 = queued["task_id"]
+    task_2, request_2 = queued["task_id"], queued["message_id"]
     backlog = await user.json("backlog", "list", room)
     assert backlog == {"room_id": room, "tasks": []}  # queued is not backlog
     tasks = await tasks_by_id(live_server, token, room)
@@ -221,8 +193,8 @@ async def test_pair_workflow_through_the_cli_only(live_server: LiveServer, tmp_p
     assert tasks[task_2]["queuePosition"] == 1
     assert tasks[task_2]["assignedTo"] is None
 
-    # --- the printed heredoc to the default target ("user") is refused: nothing is sent --------
-    head = printed_heredoc(steps)
+    # --- the question's heredoc (to "user"), run by mistake, is refused: nothing is sent -------
+    head = d.handoffs["question"]
     assert head == (
         f'chatroom task-complete "{room}" --role="builder" --next-role="user" << \'{TERMINATOR}\''
     )
@@ -268,18 +240,15 @@ async def test_pair_workflow_through_the_cli_only(live_server: LiveServer, tmp_p
 
     # --- the reviewer's wait (running since the start) prints the handoff ---------------------
     got = ok(await reviewer.finish())
-    delivery = delivery_of(got.out)
-    assert delivery[0].endswith(f'TASK RECEIVED as "reviewer" in room "{room}"')
-    who = identity(delivery)
-    assert (who["from"], who["resumed"]) == ("builder", "no")
-    task_r = who["task"]
-    assert message_body(delivery) == (
-        BUILDER_HANDOFF.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    )
-    assert f'message-id="{handoff_1}"' in delivery[2]
-    steps = section(delivery, "<next-steps>", "</next-steps>")
-    assert not any("task-started" in line for line in steps)  # not a request from the user
-    assert steps[-1] == waits["reviewer"]
+    d = parse_delivery(got.out)
+    assert d.head[0].endswith(f'TASK RECEIVED as "reviewer" in room "{room}"')
+    assert (d.identity["from"], d.identity["resumed"]) == ("builder", "no")
+    task_r = d.identity["task"]
+    assert d.body == BUILDER_HANDOFF  # as written: `&`, `<details>` and `->` unescaped
+    assert d.identity["message"] == handoff_1
+    assert "1 more request is queued behind this chain." in d.head[2]
+    assert d.classify == {}  # not a request from the user
+    assert d.wait == waits["reviewer"]
     tasks = await tasks_by_id(live_server, token, room)
     assert tasks[task_1]["status"] == "COMPLETED"
     assert (tasks[task_r]["status"], tasks[task_r]["assignedTo"]) == ("IN_PROGRESS", "reviewer")
@@ -291,19 +260,16 @@ async def test_pair_workflow_through_the_cli_only(live_server: LiveServer, tmp_p
     }
     assert tasks[task_2]["status"] == "QUEUED"
 
-    # The default target is the sender (builder); <handoffs> offers "user" by swapping
-    # --next-role in the numbered step, which is what the reviewer does.
-    head = printed_heredoc(steps)
+    # The default target is the sender (builder); "Also allowed" offers "user" by swapping
+    # --next-role, which is what the reviewer does.
+    head = d.handoffs[None]
     assert '--next-role="builder"' in head
-    offers = section(delivery, "<handoffs>", "</handoffs>")
-    assert len(offers) == 1, offers
-    allowed = re.match(r"Also allowed: (.*)\. To hand off to one of them instead, swap", offers[0])
-    assert allowed and re.findall(r'"([^"]+)"', allowed.group(1)) == ["user"], offers
+    assert d.others == ["user"]
     to_user = head.replace('--next-role="builder"', '--next-role="user"')
     done = ok(await user.bash(heredoc(to_user, REVIEWER_REPORT)))
     out = done.out_lines
     assert len(out) <= 5, done.out
-    assert out[0].startswith(f'Task "{task_r}" handed back to "user" (message "'), done.out
+    assert out[0].startswith(f'Task "{task_r}" handed off to "user" (message "'), done.out
     handoff_2 = re.search(r'\(message "([0-9a-f-]{36})"', out[0]).group(1)  # type: ignore[union-attr]
     assert out[-1] == waits["reviewer"]
     before = await last_seen(live_server, token, room, "reviewer")
@@ -311,14 +277,15 @@ async def test_pair_workflow_through_the_cli_only(live_server: LiveServer, tmp_p
 
     # --- the queued request becomes the builder's next delivery (its wait was already open) ---
     got = ok(await builder_again.finish())
-    delivery = delivery_of(got.out)
-    assert not got.out.startswith("<role-guidance")  # shown once per role and config dir
-    assert delivery[0].endswith(f'TASK RECEIVED as "builder" in room "{room}"')
-    assert identity(delivery) == {"task": task_2, "from": "user", "resumed": "no"}
-    assert message_body(delivery) == REQUEST_2
-    steps = section(delivery, "<next-steps>", "</next-steps>")
-    assert sum(line.startswith("chatroom task-started ") for line in steps) == 3
-    assert printed_heredoc(steps).endswith(f"--next-role=\"user\" << '{TERMINATOR}'")
+    d = parse_delivery(got.out)
+    assert d.intro == []  # shown once per role and config dir
+    assert d.head[0].endswith(f'TASK RECEIVED as "builder" in room "{room}"')
+    assert d.identity == {"task": task_2, "from": "user", "resumed": "no", "message": request_2}
+    assert d.body == REQUEST_2
+    # A follow_up of request 1 is offered now; it keeps request 1's kind (new_feature).
+    assert list(d.classify) == ["question", "new_feature", "follow_up"]
+    assert d.handoffs["question"].endswith(f"--next-role=\"user\" << '{TERMINATOR}'")
+    assert d.handoffs["follow_up"] == d.handoffs["new_feature"]
 
     # --- the end state, through the API ---------------------------------------------------------
     tasks = await tasks_by_id(live_server, token, room)
@@ -369,11 +336,10 @@ async def test_a_refusals_fix_run_verbatim_never_sends_a_placeholder(
     room = (await user.json("create"))["room_id"]
     await user.send(room, "Add the export flag.")
     got = ok(await user.run("wait-for-message", room, "--role", "builder"))
-    steps = section(delivery_of(got.out), "<next-steps>", "</next-steps>")
-    new_feature = next(s for s in steps if '--classification="new_feature"' in s)
-    ok(await user.bash(new_feature))
+    d = parse_delivery(got.out)
+    ok(await user.bash(d.classify["new_feature"]))
     report = "Added the flag; 12 tests pass."
-    refused = await user.bash(heredoc(printed_heredoc(steps), report))
+    refused = await user.bash(heredoc(d.handoffs["question"], report))
     assert refused.rc == 1 and refused.err_lines[2] == "Run this instead:", str(refused)
     fix = "\n".join(refused.err_lines[3:]) + "\n"
 

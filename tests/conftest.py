@@ -27,6 +27,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from tests.accounts.passwords import ALL as PASSWORDS
 from tests.support.pg import TEMPLATE_PREFIX, PgDatabase, PgServer
 from tests.support.server import LOG_PATHS, TOKEN_SHAPE, LiveServer
 
@@ -179,13 +180,16 @@ def _log_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_token_in_any_server_log() -> Iterator[None]:
-    """After the whole run: no server log of any test holds a token (SPEC §5: secrets are
-    never logged). Failing here fails the run, naming the log and a prefix of the match."""
+    """After the whole run: no server log of any test holds a token or a password a test sent
+    (SPEC §5, §12: secrets are never logged). Failing here fails the run, naming the log and
+    a prefix of the match."""
     yield
-    leaks = [
-        f"{path}: {match.group(0)[:10]}..."
-        for path in dict.fromkeys(LOG_PATHS)
-        if path.exists()
-        for match in TOKEN_SHAPE.finditer(path.read_text(errors="replace"))
-    ]
-    assert not leaks, "token-shaped strings in server logs:\n" + "\n".join(leaks)
+    leaks: list[str] = []
+    for path in dict.fromkeys(LOG_PATHS):
+        if not path.exists():
+            continue
+        text = path.read_text(errors="replace")
+        leaks += [f"{path}: {m.group(0)[:10]}..." for m in TOKEN_SHAPE.finditer(text)]
+        # Nor any password a test sent (tests/accounts/passwords.py lists them).
+        leaks += [f"{path}: a test password ({p[:3]}...)" for p in PASSWORDS if p in text]
+    assert not leaks, "secrets in server logs:\n" + "\n".join(leaks)

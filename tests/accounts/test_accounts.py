@@ -6,6 +6,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
+
+from tests.accounts import passwords
 from tests.support import dbutil
 from tests.support.gql_client import post_graphql
 
@@ -19,7 +22,7 @@ UPGRADE = """mutation($u: String!, $p: String!) {
   upgradeGuest(input: {username: $u, password: $p}) { id displayName } }"""
 ROOM = 'mutation { createChatroom(input: {name: "kept"}) { id } }'
 ME_ROOMS = "{ chatrooms { id } }"
-PASSWORD = "correct horse battery"
+PASSWORD = passwords.ACCOUNT
 
 
 def code_of(body: dict[str, Any]) -> str | None:
@@ -104,18 +107,18 @@ async def test_wrong_password_and_unknown_user_answer_alike_and_are_throttled(
     server = await start_server(db_url, {"CHATROOM_SIGNUP": "open"})
     await post_graphql(server, SIGN_UP, {"u": "carol", "p": PASSWORD})
     started = time.monotonic()
-    wrong = await post_graphql(server, SIGN_IN, {"u": "carol", "p": "not the password"})
+    wrong = await post_graphql(server, SIGN_IN, {"u": "carol", "p": passwords.WRONG[0]})
     wrong_time = time.monotonic() - started
     started = time.monotonic()
-    unknown = await post_graphql(server, SIGN_IN, {"u": "nobody", "p": "not the password"})
+    unknown = await post_graphql(server, SIGN_IN, {"u": "nobody", "p": passwords.WRONG[0]})
     unknown_time = time.monotonic() - started
     assert wrong["errors"][0]["message"] == unknown["errors"][0]["message"]
     assert code_of(wrong) == code_of(unknown) == "UNAUTHENTICATED"
-    assert "not the password" not in str(wrong) + server.log_text()
+    assert passwords.WRONG[0] not in str(wrong) + server.log_text()
     # Both did the hashing work (an unknown name is verified against a dummy hash).
     assert unknown_time > wrong_time / 4, (wrong_time, unknown_time)
     for _ in range(8):
-        await post_graphql(server, SIGN_IN, {"u": "carol", "p": "still wrong"})
+        await post_graphql(server, SIGN_IN, {"u": "carol", "p": passwords.WRONG[1]})
     # Ten failures for this account: even the right password is refused until the window ends.
     limited = await post_graphql(server, SIGN_IN, {"u": "carol", "p": PASSWORD})
     assert code_of(limited) == "RATE_LIMITED"
@@ -132,3 +135,37 @@ async def test_bad_input_changes_nothing(start_server, db_url) -> None:
     )
     assert await dbutil.fetch(db_url, "SELECT 1 FROM accounts") == []
     assert await dbutil.fetch(db_url, "SELECT 1 FROM users") == []
+
+
+async def _sign_in_from(server: Any, address: str, username: str, password: str) -> Any:
+    """A sign-in from another client address, as a trusted proxy on loopback reports it
+    (uvicorn takes X-Forwarded-For from 127.0.0.1, its default forwarded-allow-ips)."""
+    body = {"query": SIGN_IN, "variables": {"u": username, "p": password}}
+    async with httpx.AsyncClient(timeout=10.0, trust_env=False) as client:
+        response = await client.post(
+            server.http_url, json=body, headers={"X-Forwarded-For": address}
+        )
+    return response.json()
+
+
+async def test_sign_in_is_throttled_per_address_and_per_account(start_server, db_url) -> None:
+    server = await start_server(db_url, {"CHATROOM_SIGNUP": "open"})
+    for name in ("gina", "hugo"):
+        await post_graphql(server, SIGN_UP, {"u": name, "p": PASSWORD})
+    # Per address: ten failures from one address, each for another (unknown) username...
+    for n in range(10):
+        failed = await _sign_in_from(server, "203.0.113.7", f"nobody{n}", passwords.WRONG[2])
+        assert code_of(failed) == "UNAUTHENTICATED"
+    # ...and that address is refused even with gina's right password; gina is not locked out.
+    assert code_of(await _sign_in_from(server, "203.0.113.7", "gina", PASSWORD)) == ("RATE_LIMITED")
+    ok = await _sign_in_from(server, "203.0.113.8", "gina", PASSWORD)
+    assert ok["data"]["signIn"]["token"], ok
+    # Per account: ten failures for hugo, each from another address, lock hugo everywhere.
+    for n in range(10):
+        failed = await _sign_in_from(server, f"198.51.100.{n}", "hugo", passwords.WRONG[2])
+        assert code_of(failed) == "UNAUTHENTICATED"
+    limited = await _sign_in_from(server, "198.51.100.200", "hugo", PASSWORD)
+    assert code_of(limited) == "RATE_LIMITED"
+    assert "retryAfterSeconds" in limited["errors"][0]["extensions"]
+    assert (await _sign_in_from(server, "198.51.100.201", "gina", PASSWORD))["data"]["signIn"]
+    assert PASSWORD not in server.log_text() and passwords.WRONG[2] not in server.log_text()

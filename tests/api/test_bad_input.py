@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.accounts import passwords
 from tests.support import dbutil
 from tests.support.gql_client import gql_http, post_graphql
 from tests.support.pg import PgDatabase
@@ -182,7 +183,7 @@ DOCS: dict[str, str] = {
 }
 # The world's one account (the server's first, so its admin): for taken-username cases.
 TAKEN = "taken-name"
-PASSWORD = "a fine password"
+PASSWORD = passwords.BAD_INPUT
 
 
 # --- the world the cases run against ---------------------------------------------------------

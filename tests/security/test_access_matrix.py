@@ -42,6 +42,7 @@ from typing import Any, Literal
 import pytest
 from graphql import build_schema
 
+from tests.accounts import passwords
 from tests.security.common import (
     ADD_BACKLOG,
     CLAIM,
@@ -95,7 +96,7 @@ SCHEMA_FIELDS = [(root, name) for root, t in ROOTS.items() if t for name in t.fi
 
 # Fields that need no token at all, listed explicitly.
 PUBLIC = {"createGuestSession", "requestCliLogin", "teams", "cliLoginStatus", "signUp", "signIn"}
-PASSWORD = "matrix password 1"  # of the world's account (the server's first: its admin)
+PASSWORD = passwords.MATRIX  # of the world's account (the server's first: its admin)
 
 TOKEN_FAILURES = ("none", "garbage", "revoked", "expired")
 AGENTS = ("agent_other_room", "agent_other_role", "agent_own")

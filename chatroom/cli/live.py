@@ -117,6 +117,48 @@ class _Reconnect:
         return self.backoff.next_delay()
 
 
+class ConnectionLost(Exception):
+    """The retry budget ran out while reconnecting a subscription."""
+
+    def __init__(self, budget: float) -> None:
+        super().__init__(f"reconnecting failed for {budget:.0f} s")
+        self.budget = budget
+
+
+async def resilient(
+    client: Api,
+    name: str,
+    variables: Callable[[], dict[str, Any]],
+    *,
+    auth: bool = True,
+    on_drop: Callable[[], None] | None = None,
+) -> AsyncGenerator[dict[str, Any], None]:
+    """The results of subscription `name`, reopened quietly with backoff after a drop or a
+    transient refusal (`variables()` is asked again for each connection, so a caller can
+    resume from a cursor). Other refusals propagate as ServerRefused; ConnectionLost when the
+    retry budget is spent. The one reconnect loop of every live command."""
+    reconnect = _Reconnect()
+    while True:
+        try:
+            async with client.websocket(auth=auth) as session:
+                reconnect.connected()
+                async for result in client.subscribe(session, name, variables()):
+                    yield result
+        except ServerRefused as exc:
+            if exc.code not in TRANSIENT:
+                raise
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+        # Dropped (or the server ended the subscription): reconnect quietly.
+        delay = reconnect.next_delay()
+        if delay is None:
+            raise ConnectionLost(reconnect.budget)
+        if on_drop is not None:
+            on_drop()
+        await asyncio.sleep(delay)
+
+
 # --- wait-for-message -----------------------------------------------------------------------
 
 
@@ -146,26 +188,16 @@ class Waiter:
         self.info = RoleInfo.of(data["rolePrompt"])
         self.role = self.info.role
         variables = {"chatroomId": self.room_id, "role": self.role}
-        reconnect = _Reconnect()
-        while True:
-            try:
-                async with self.client.websocket() as session:
-                    reconnect.connected()
-                    async for result in self.client.subscribe(session, "TaskAvailable", variables):
-                        outcome = await self._handle(result["taskAvailable"])
-                        if outcome is not None:
-                            return outcome
-            except ServerRefused as exc:
-                if exc.code not in TRANSIENT:
-                    raise
-            except Exception as exc:
-                if not is_connection_error(exc):
-                    raise
-            # Dropped (or the server ended the subscription): reconnect quietly.
-            delay = reconnect.next_delay()
-            if delay is None:
-                return Outcome("connection_lost", detail=f" at {self.client.target.base_url}")
-            await asyncio.sleep(delay)
+        results = resilient(self.client, "TaskAvailable", lambda: variables)
+        try:
+            async with contextlib.aclosing(results):
+                async for result in results:
+                    outcome = await self._handle(result["taskAvailable"])
+                    if outcome is not None:
+                        return outcome
+        except ConnectionLost:
+            pass
+        return Outcome("connection_lost", detail=f" at {self.client.target.base_url}")
 
     async def _handle(self, delivery: dict[str, Any]) -> Outcome | None:
         kind = delivery["kind"]
@@ -243,26 +275,17 @@ def await_login(client: Api, request_id: str) -> dict[str, Any]:
     """Follow cliLoginStatus until it leaves PENDING; reconnect after drops."""
 
     async def follow() -> dict[str, Any]:
-        reconnect = _Reconnect()
-        while True:
-            try:
-                async with client.websocket(auth=False) as session:
-                    reconnect.connected()
-                    variables = {"requestId": request_id}
-                    async for result in client.subscribe(session, "CliLoginStatus", variables):
-                        status = result["cliLoginStatus"]
-                        if status["status"] != "PENDING":
-                            return dict(status)
-            except ServerRefused as exc:
-                if exc.code not in TRANSIENT:
-                    raise
-            except Exception as exc:
-                if not is_connection_error(exc):
-                    raise
-            delay = reconnect.next_delay()
-            if delay is None:
-                raise client.unreachable("the connection dropped while waiting for approval", 0)
-            await asyncio.sleep(delay)
+        variables = {"requestId": request_id}
+        results = resilient(client, "CliLoginStatus", lambda: variables, auth=False)
+        try:
+            async with contextlib.aclosing(results):
+                async for result in results:
+                    status = result["cliLoginStatus"]
+                    if status["status"] != "PENDING":
+                        return dict(status)
+        except ConnectionLost:
+            pass
+        raise client.unreachable("the connection dropped while waiting for approval", 0)
 
     return asyncio.run(follow())
 
@@ -280,30 +303,22 @@ async def room_events(
     """The room's events after `cursor`, then live. After a drop it reconnects with backoff and
     resumes from the last event yielded (no gaps, no duplicates); raises Unreachable when the
     retry budget is spent. Used by `watch` and by the agent runner."""
-    reconnect = _Reconnect()
-    while True:
-        try:
-            async with client.websocket() as session:
-                reconnect.connected()
-                variables = {"chatroomId": room_id, "afterSeq": cursor}
-                async for result in client.subscribe(session, "RoomEvents", variables):
-                    event = result["roomEvents"]
-                    if event["seq"] <= cursor:
-                        continue  # yielded before the reconnect
-                    cursor = event["seq"]
-                    yield event
-        except ServerRefused as exc:
-            if exc.code not in TRANSIENT:
-                raise
-        except Exception as exc:
-            if not is_connection_error(exc):
-                raise
-        delay = reconnect.next_delay()
-        if delay is None:
-            raise client.unreachable("the connection dropped", reconnect.budget)
-        if on_drop is not None:
-            on_drop(cursor)
-        await asyncio.sleep(delay)
+    results = resilient(
+        client,
+        "RoomEvents",
+        lambda: {"chatroomId": room_id, "afterSeq": cursor},
+        on_drop=None if on_drop is None else lambda: on_drop(cursor),
+    )
+    try:
+        async with contextlib.aclosing(results):
+            async for result in results:
+                event = result["roomEvents"]
+                if event["seq"] <= cursor:
+                    continue  # yielded before the reconnect
+                cursor = event["seq"]
+                yield event
+    except ConnectionLost as lost:
+        raise client.unreachable("the connection dropped", lost.budget) from None
 
 
 def follow_room(

@@ -85,7 +85,7 @@ async def test_allow_runs_a_document_by_id_and_any_text(
 
 
 async def test_off_refuses_document_ids_and_runs_text(
-    fresh_db: FreshDb, start_server: StartServer
+    fresh_db: FreshDb, start_server: StartServer, tmp_path: Path
 ) -> None:
     db = await fresh_db()
     server = await start_server(db.url, {"CHATROOM_TRUSTED_DOCUMENTS": "off"})
@@ -98,6 +98,10 @@ async def test_off_refuses_document_ids_and_runs_text(
         assert await dbutil.fetchval(db.url, "select count(*) from users") == 0
         custom = await http.post(server.http_url, json={"query": CUSTOM_GUEST})
         assert custom.json()["data"]["createGuestSession"]["token"]
+    # The CLI sends text, never ids: unchanged here too.
+    cli: Cli = await logged_in(server, tmp_path / "config")
+    room = (await cli.run("create", "--team", "solo", "--json")).ok().json()["room_id"]
+    assert (await cli.run("list", "--json")).ok().json()["rooms"][0]["room_id"] == room
 
 
 async def _ws_subscribe(ws_url: str, token: str, query: str) -> dict[str, object]:

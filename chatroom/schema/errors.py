@@ -5,6 +5,7 @@ request id and masked as INTERNAL, so no driver text, SQL or stack trace leaves 
 from __future__ import annotations
 
 import logging
+import re
 
 from graphql import GraphQLError
 from strawberry.extensions import MaskErrors
@@ -18,6 +19,16 @@ CONFLICT_MESSAGE = (
     "Another change to this room happened at the same moment and won. Read the room again "
     "and retry if it still makes sense."
 )
+
+# graphql-core quotes a whole rejected input object back ("... found: {'username': 'ada',
+# 'password': '...'}"): a password or invite code is never echoed, so their values go.
+_SECRET_VALUE = re.compile(
+    r"""(\b(?:password|inviteCode)['"]?\s*:\s*)(?:"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+)
+
+
+def without_secrets(message: str) -> str:
+    return _SECRET_VALUE.sub(r"\1<redacted>", message)
 
 
 class CodedErrors(MaskErrors):
@@ -35,7 +46,7 @@ class CodedErrors(MaskErrors):
             # Parse and validation errors (bad enum, unknown field, wrong type): the message
             # is graphql-core's own and names the offending part of the document.
             code = (error.extensions or {}).get("code") or ErrorCode.BAD_USER_INPUT
-            return self._with(error, error.message, code, {})
+            return self._with(error, without_secrets(error.message), code, {})
         request_id = self._request_id()
         log.error(
             "unexpected error in %s (request %s)",

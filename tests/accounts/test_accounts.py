@@ -133,6 +133,16 @@ async def test_bad_input_changes_nothing(start_server, db_url) -> None:
     assert code_of(await post_graphql(server, SIGN_UP, {"u": "a b", "p": PASSWORD})) == (
         "BAD_USER_INPUT"
     )
+    # graphql-core quotes a rejected input object back: never with the password in it.
+    doc = "mutation($i: SignUpInput!) { signUp(input: $i) { token } }"
+    for extra in ({"admin": True}, {"inviteCode": 5}):
+        refused = await post_graphql(
+            server, doc, {"i": {"username": "dave", "password": PASSWORD, **extra}}
+        )
+        assert code_of(refused) == "BAD_USER_INPUT" and PASSWORD not in str(refused), refused
+    literal = f'mutation {{ signIn(input: {{username: "dave", password: "{PASSWORD}", x: 1}})'
+    refused = await post_graphql(server, literal + " { token } }")
+    assert code_of(refused) == "BAD_USER_INPUT" and PASSWORD not in str(refused), refused
     assert await dbutil.fetch(db_url, "SELECT 1 FROM accounts") == []
     assert await dbutil.fetch(db_url, "SELECT 1 FROM users") == []
 

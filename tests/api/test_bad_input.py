@@ -1151,6 +1151,7 @@ def assert_clean_error(response: dict[str, Any], field_name: str) -> tuple[str, 
         for leak in DRIVER_TEXT:
             assert leak.lower() not in text, f"{leak!r} leaked to the client: {error}"
         assert "stacktrace" not in text and "exception" not in (error.get("extensions") or {})
+        assert PASSWORD.lower() not in text, f"a password echoed: {error}"
     return code, message, extensions
 
 

@@ -1,11 +1,12 @@
 """`chatroom mcp`: the tools and the guidance resource on the official SDK's MCPServer, over stdio.
 
 For Claude Code the server declares the experimental `claude/channel` capability in its
-`initialize` answer. When the client is Claude Code (its clientInfo name) and the server was
-started with `--room` and `--role`, a Desk holds the role's waiter from `notifications/initialized`
-on and pushes each task that arrives while no wait_for_task call is open as a
-`notifications/claude/channel` notification: `content` is the body byte for byte, `meta` the ids
-and the next step (Claude Code shows it as `<channel source="chatroom" task_id=...>`).
+`initialize` answer, and serves the handshake era only (Claude Code takes channel notifications
+only on such a connection). When the client is Claude Code (its clientInfo name) and the server
+was started with `--room` and `--role`, a Desk holds the role's waiter from the session's first
+tool call (or resource read) on, and pushes each task that arrives while no wait_for_task call
+is open as a `notifications/claude/channel` notification: `content` is the body byte for byte,
+`meta` the ids and the next step (Claude Code shows it as `<channel source="chatroom" ...>`).
 Both hooks use the SDK's public middleware (every inbound message passes through it).
 """
 
@@ -17,7 +18,9 @@ from typing import Any, Literal
 import anyio
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
+from mcp.server.runner import serve_loop
 from mcp.server.session import ServerSession
+from mcp.server.stdio import stdio_server
 from pydantic import BaseModel
 
 from chatroom.cli.config import Target
@@ -30,6 +33,8 @@ CHANNEL = "claude/channel"
 CHANNEL_METHOD = "notifications/claude/channel"
 CLAUDE_CODE = "claude-code"  # the clientInfo name Claude Code sends in `initialize`
 ChannelMode = Literal["auto", "on", "off"]
+# The requests that start the push side: the session is at work (see Channel.middleware).
+JOINING = frozenset({"tools/call", "resources/read", "prompts/get"})
 
 INSTRUCTIONS = (
     "Work with a team of agents in a chatroom. Loop: call wait_for_task (it blocks until a task "
@@ -90,20 +95,20 @@ class Channel:
             client = (ctx.params or {}).get("clientInfo") or {}
             self.client_name = client.get("name") if isinstance(client, dict) else None
             result = await call_next(ctx)
-            if isinstance(result, dict) and isinstance(result.get("capabilities"), dict):
-                experimental = result["capabilities"].setdefault("experimental", {}) or {}
-                experimental[CHANNEL] = {}
-                result["capabilities"]["experimental"] = experimental
+            capabilities = result.get("capabilities") if isinstance(result, dict) else None
+            if self.mode != "off" and isinstance(capabilities, dict):
+                experimental = capabilities.get("experimental") or {}
+                capabilities["experimental"] = {**experimental, CHANNEL: {}}
             return result
-        result = await call_next(ctx)
-        if ctx.method == "notifications/initialized" and self.session is None:
-            self.session = ctx.session
-            if self.wanted():
-                assert self.tools.room and self.tools.role
-                desk = Desk(self.tools.client, self.tools.room, self.tools.role, self.push)
-                self.tools.desk = desk
-                desk.start()
-        return result
+        if ctx.method in JOINING and self.tools.desk is None and self.wanted():
+            # The session's first real use, not its `initialized`: a health check (`claude
+            # mcp list`) connects and lists the tools only, and must not take the role over.
+            assert self.tools.room and self.tools.role
+            self.session = ctx.session  # its standalone channel outlives this request
+            desk = Desk(self.tools.client, self.tools.room, self.tools.role, self.push)
+            self.tools.desk = desk
+            desk.start()
+        return await call_next(ctx)
 
     async def push(self, outcome: Outcome, info: RoleInfo | None) -> None:
         if self.session is None:
@@ -161,9 +166,23 @@ def serve(target: Target, room: str | None, role: str | None, channel: ChannelMo
 
     async def main() -> None:
         try:
-            await server.run_stdio_async()
+            if channel == "off":
+                await server.run_stdio_async()  # both protocol eras
+            else:
+                await serve_handshake_era(server)
         finally:
             if tools.desk is not None:
                 await asyncio.shield(tools.desk.close())
 
     anyio.run(main)
+
+
+async def serve_handshake_era(server: MCPServer[Any]) -> None:
+    """Serve the `initialize` handshake era only. Claude Code takes channel notifications only
+    on such a connection: it probes with the 2026-07-28 `server/discover` first, and a server
+    that does not know the method is talked to with the handshake instead (every client still
+    speaks it). The SDK's own `run` serves whichever era the client opens with."""
+    # The SDK has no public accessor for the low-level server that its `run` drives.
+    low = server._lowlevel_server
+    async with stdio_server() as (read, write), low.lifespan(low) as state:
+        await serve_loop(low, read, write, lifespan_state=state)

@@ -108,7 +108,7 @@ async def waiting_call(
     notification), with the call still open."""
     started = asyncio.Event()
 
-    async def progress(_progress: float, _total: float | None, _message: str | None) -> None:
+    async def progress(progress: float, total: float | None, message: str | None) -> None:
         started.set()
 
     async def run() -> dict[str, Any]:

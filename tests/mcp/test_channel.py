@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.cli.support import Cli, logged_in
+from tests.cli.support import Cli, logged_in, until_waiting
 from tests.mcp.support import call, mcp_process, mcp_session, waiting_call
 from tests.mcp.test_tools import TRICKY
 from tests.support import dbutil
@@ -61,6 +61,8 @@ async def test_tasks_are_pushed_to_claude_code_once(
         cli, "--room", room, "--role", "builder", client_name="claude-code"
     ) as claude:
         builder = claude.client
+        # The session's first tool call starts the push side (connecting alone does not).
+        await call(builder, "room_status")
         # No tool call open: the desk claims the task and pushes it.
         first = await send(server, token, room, TRICKY)
         push = await claude.push()
@@ -119,3 +121,19 @@ async def test_a_generic_client_gets_no_push(cli: Cli, live_server: LiveServer) 
         # Claimed by that wait, not taken over from a claim the MCP server made.
         assert (got["task"]["id"], got["task"]["resumed"]) == (sent["task_id"], False)
         assert other.pushes.empty()
+
+
+async def test_connecting_alone_does_not_take_the_role(cli: Cli, live_server: LiveServer) -> None:
+    """What a health check (`claude mcp list`) does, connect and list the tools, leaves the
+    role's waiter alone: a CLI waiter keeps it and gets the task."""
+    room = await cli.create_room()
+    waiting = await cli.start("wait-for-message", room, "--role", "builder", "--json")
+    await until_waiting(live_server, cli.token(), room, "builder")
+    async with mcp_process(
+        cli, "--room", room, "--role", "builder", client_name="claude-code"
+    ) as claude:
+        assert (await claude.client.list_tools()).tools
+        sent = await cli.send(room, "For the CLI waiter.")
+        got = (await waiting.finish()).ok().json()
+        assert (got["event"], got["task"]["id"]) == ("task", sent["task_id"])
+        assert claude.pushes.empty()

@@ -84,6 +84,22 @@ async def test_the_documented_claude_mcp_add_works_with_the_real_claude(tmp_path
     assert "Connected" in out, out
     assert f"Args: {' '.join(command[1:])}" in out, out
 
+    # What Claude Code sends: the handshake era (where it takes channel notifications), as
+    # Claude Code, and no tool call (a health check must not take the role over).
+    log = tmp_path / "stdin.log"
+    spied = f"tee {shlex.quote(str(log))} | {shlex.join(command)}"
+    add = ("mcp", "add", "spy", "--", "bash", "-c", spied)
+    rc, out = await run(claude, *add, home=home, cwd=project, extra={})
+    assert rc == 0, out
+    rc, out = await run(claude, "mcp", "get", "spy", home=home, cwd=project, extra={})
+    assert rc == 0 and "Connected" in out, out
+    sent = [json.loads(line) for line in log.read_text().splitlines()]
+    methods = [m.get("method") for m in sent]
+    assert "initialize" in methods and "notifications/initialized" in methods, methods
+    hello = next(m for m in sent if m.get("method") == "initialize")
+    assert hello["params"]["clientInfo"]["name"] == "claude-code"
+    assert "tools/call" not in methods
+
 
 async def test_the_documented_codex_config_is_read_by_the_real_codex(tmp_path: Path) -> None:
     codex = str(node_tool("codex"))

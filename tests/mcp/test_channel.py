@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from tests.cli.support import Cli, logged_in, until_waiting
+from tests.cli.support import Cli, logged_in, messages, until_waiting
 from tests.mcp.support import call, mcp_process, mcp_session, waiting_call
 from tests.mcp.test_tools import TRICKY
 from tests.support import dbutil
@@ -17,6 +17,7 @@ from tests.support.server import LiveServer
 
 TASK_ROW = "SELECT status, assigned_to, attempt FROM tasks WHERE id = $1::uuid"
 SEND = "mutation($i: SendMessageInput!) { sendMessage(input: $i) { task { id } } }"
+INTERRUPT = "mutation($c: ID!) { interruptChatroom(chatroomId: $c) { id } }"
 SEEN = "query($id: ID!) { chatroom(id: $id) { participants { role lastSeenAt } } }"
 
 
@@ -136,4 +137,34 @@ async def test_connecting_alone_does_not_take_the_role(cli: Cli, live_server: Li
         sent = await cli.send(room, "For the CLI waiter.")
         got = (await waiting.finish()).ok().json()
         assert (got["event"], got["task"]["id"]) == ("task", sent["task_id"])
+        assert claude.pushes.empty()
+
+
+async def test_an_interrupt_and_a_takeover_are_pushed(cli: Cli, live_server: LiveServer) -> None:
+    token = cli.token()
+    room = await cli.create_room()
+    async with mcp_process(
+        cli, "--room", room, "--role", "builder", client_name="claude-code"
+    ) as claude:
+        await call(claude.client, "room_status")  # the session is at work: the desk holds the role
+        first = await send(live_server, token, room, "Build it.")
+        push = await claude.push()
+        assert push.meta["task_id"] == first["task_id"]
+        async with gql_http(live_server, token) as api:
+            await api.execute(INTERRUPT, c=room)
+        push = await claude.push()
+        assert push.meta["event"] == "interrupt", push
+        assert "stop what you are doing" in push.meta["next"]
+        feed = await messages(live_server, token, room)
+        assert push.content == next(m["content"] for m in feed if m["type"] == "INTERRUPT")
+        # The interrupted task went back to pending: the desk takes it again, a new claim.
+        push = await claude.push()
+        assert (push.meta["event"], push.meta["task_id"]) == ("task", first["task_id"])
+        # A newer waiter for the role (the CLI's) takes it over: pushed, and the desk stops.
+        taking = await cli.start("wait-for-message", room, "--role", "builder", "--json")
+        push = await claude.push()
+        assert push.meta["event"] == "superseded"
+        assert "Do not call wait_for_task again" in push.content
+        got = (await taking.finish()).ok().json()
+        assert (got["task"]["id"], got["task"]["resumed"]) == (first["task_id"], True)
         assert claude.pushes.empty()

@@ -1,12 +1,16 @@
-"""A scripted Anthropic Messages endpoint on loopback: the one stand-in the runner tests use.
+"""A scripted model endpoint on loopback: the one stand-in the runner tests use.
 
-The real Claude Code CLI talks to it (``ANTHROPIC_BASE_URL``). It plays an agent that does what
-its prompt says: it finds the commands the runner printed (the classification line, when there
-is one, and the ``task-complete`` heredoc for the target the test routes the role to), answers
-with ``tool_use`` blocks for ``Bash`` that run them one by one, and ends the turn with a short
-text once the last ``tool_result`` comes back. It keeps no state per conversation: what to do
-next is read from the request (which commands were run since the last prompt), so a resumed
-session is answered exactly like a fresh one.
+The real agent CLIs talk to it: Claude Code speaks the Anthropic Messages API to
+``ScriptedModel`` (``ANTHROPIC_BASE_URL``); Codex speaks the OpenAI Responses API to
+``ScriptedResponses`` (tests/support/scripted_openai.py). Both play the same agent, the
+``ScriptedAgent`` here: an agent that does what its prompt says. It finds the commands the runner
+printed (the classification line, when there is one, and the ``task-complete`` heredoc for the
+target the test routes the role to), answers with shell tool calls that run them one by one, and
+ends the turn with a short text once the last result comes back. It keeps no state per
+conversation: what to do next is read from the request (which commands were run since the last
+prompt), so a resumed session is answered exactly like a fresh one. A protocol subclass only
+finds the prompt and the commands already issued in its request format, and writes the answer in
+its wire format.
 
 Every request body is kept in ``requests`` so a test can see what the CLI sent (a resumed
 session carries the earlier turns).
@@ -17,10 +21,10 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 TERMINATOR = "CHATROOM_MESSAGE_END"
 HANDOFF = re.compile(
@@ -31,6 +35,7 @@ HANDOFF = re.compile(
 CLASSIFY = re.compile(
     r"^(?P<cmd>\S.*\btask-started\b.*--classification=\"(?P<kind>[a-z_]+)\".*)$", re.M
 )
+DONE_TEXT = "Handed off; nothing more to do."
 
 
 def _text_of(content: Any) -> str:
@@ -38,7 +43,7 @@ def _text_of(content: Any) -> str:
         return content
     parts = []
     for block in content or []:
-        if isinstance(block, dict) and block.get("type") == "text":
+        if isinstance(block, dict) and block.get("type") in ("text", "input_text"):
             parts.append(str(block.get("text", "")))
     return "\n".join(parts)
 
@@ -57,9 +62,54 @@ class Plan:
     commands: list[str]
 
 
+class Handler(BaseHTTPRequestHandler):
+    """The HTTP side shared by every protocol: JSON bodies in, JSON or server-sent events out."""
+
+    protocol_version = "HTTP/1.1"
+    agent: ScriptedAgent  # set on the subclass `start` makes
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_HEAD(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self.json(200, {"data": [], "has_more": False})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.agent.respond(self, self.path.split("?", 1)[0], body)
+
+    def json(self, status: int, obj: Any) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def stream(self, events: Iterable[dict[str, Any]]) -> None:
+        """Server-sent events, each named by its ``type``; the connection closes after them."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        for event in events:
+            self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+        self.wfile.flush()
+        self.close_connection = True
+
+
 @dataclass
-class ScriptedModel:
-    """``route``: role -> the target its handoff goes to (default: the first command shown).
+class ScriptedAgent:
+    """The agent both protocols play, and the loopback server they share.
+
+    ``route``: role -> the target its handoff goes to (default: the first command shown).
     ``classification``: what the entry point records when asked to classify."""
 
     route: dict[str, str] = field(default_factory=dict)
@@ -79,65 +129,9 @@ class ScriptedModel:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
-    def start(self) -> ScriptedModel:
-        model = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # quiet
-                pass
-
-            def do_HEAD(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_GET(self) -> None:
-                self._json(200, {"data": [], "has_more": False})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                path = self.path.split("?", 1)[0]
-                if path.endswith("/count_tokens"):
-                    self._json(200, {"input_tokens": 10})
-                    return
-                if not path.endswith("/v1/messages"):
-                    self._json(404, {"type": "error", "error": {"type": "not_found_error"}})
-                    return
-                with model._lock:
-                    model.requests.append(body)
-                blocks, stop = model.answer(body)
-                if body.get("stream"):
-                    self._stream(body, blocks, stop)
-                else:
-                    self._json(200, _message(body, blocks, stop))
-
-            def _json(self, status: int, obj: Any) -> None:
-                data = json.dumps(obj).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _stream(
-                self, body: dict[str, Any], blocks: list[dict[str, Any]], stop: str
-            ) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Cache-Control", "no-cache")
-                self.send_header("Connection", "close")
-                self.end_headers()
-                for event in _events(body, blocks, stop):
-                    self.wfile.write(
-                        f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
-                    )
-                self.wfile.flush()
-                self.close_connection = True
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    def start(self) -> Self:
+        handler = type("BoundHandler", (Handler,), {"agent": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -147,6 +141,12 @@ class ScriptedModel:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def record(self, body: dict[str, Any]) -> int:
+        """Keeps a model request; its number (from 1) names the tool call it gets."""
+        with self._lock:
+            self.requests.append(body)
+            return len(self.requests)
 
     # --- the agent it plays ---------------------------------------------------------------
 
@@ -164,7 +164,52 @@ class ScriptedModel:
             commands.append(f"{chosen['cmd']}\n{body}\n{TERMINATOR}")
         return Plan(commands)
 
-    def answer(self, body: dict[str, Any]) -> tuple[list[dict[str, Any]], str]:
+    def next_command(self, prompt: str, issued: set[str]) -> str | None:
+        """The next shell command for `prompt` given the ones already run since it; None when
+        the turn is done. A held prompt waits here for `release`."""
+        if self.hold and self.hold in prompt and not self.holding.is_set():
+            self.holding.set()
+            self.release.wait()
+        pending = [c for c in self.plan(prompt).commands if c not in issued]
+        return pending[0] if pending else None
+
+    def prompts_containing(self, text: str) -> list[dict[str, Any]]:
+        """Requests whose conversation mentions `text` anywhere."""
+        with self._lock:
+            return [r for r in self.requests if text in json.dumps(self.conversation(r))]
+
+    # --- what a protocol provides ---------------------------------------------------------
+
+    def conversation(self, body: dict[str, Any]) -> Any:
+        """The part of a request that holds the turns (not the tools or the system prompt)."""
+        raise NotImplementedError
+
+    def respond(self, handler: Handler, path: str, body: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+@dataclass
+class ScriptedModel(ScriptedAgent):
+    """The scripted agent behind the Anthropic Messages API (``/v1/messages``), for Claude Code."""
+
+    def conversation(self, body: dict[str, Any]) -> Any:
+        return body.get("messages")
+
+    def respond(self, handler: Handler, path: str, body: dict[str, Any]) -> None:
+        if path.endswith("/count_tokens"):
+            handler.json(200, {"input_tokens": 10})
+            return
+        if not path.endswith("/v1/messages"):
+            handler.json(404, {"type": "error", "error": {"type": "not_found_error"}})
+            return
+        step = self.record(body)
+        blocks, stop = self.answer(body, step)
+        if body.get("stream"):
+            handler.stream(_events(body, blocks, stop))
+        else:
+            handler.json(200, _message(body, blocks, stop))
+
+    def answer(self, body: dict[str, Any], step: int) -> tuple[list[dict[str, Any]], str]:
         """The content blocks and stop reason for one request."""
         messages = body.get("messages") or []
         if not body.get("tools"):
@@ -179,9 +224,6 @@ class ScriptedModel:
             default=-1,
         )
         prompt = _text_of(messages[last_prompt]["content"]) if last_prompt >= 0 else ""
-        if self.hold and self.hold in prompt and not self.holding.is_set():
-            self.holding.set()
-            self.release.wait()
         # What was already run since that prompt (Claude Code may merge consecutive tool
         # results into one message, so count the commands, not the results).
         issued = {
@@ -191,23 +233,17 @@ class ScriptedModel:
             for block in m["content"]
             if isinstance(block, dict) and block.get("type") == "tool_use"
         }
-        pending = [c for c in self.plan(prompt).commands if c not in issued]
-        if pending:
-            step = len(self.requests)
+        command = self.next_command(prompt, issued)
+        if command is not None:
             return [
                 {
                     "type": "tool_use",
                     "id": f"toolu_{step:06d}",
                     "name": "Bash",
-                    "input": {"command": pending[0], "description": "run the next step"},
+                    "input": {"command": command, "description": "run the next step"},
                 }
             ], "tool_use"
-        return [{"type": "text", "text": "Handed off; nothing more to do."}], "end_turn"
-
-    def prompts_containing(self, text: str) -> list[dict[str, Any]]:
-        """Requests whose messages mention `text` anywhere."""
-        with self._lock:
-            return [r for r in self.requests if text in json.dumps(r.get("messages"))]
+        return [{"type": "text", "text": DONE_TEXT}], "end_turn"
 
 
 def _message(body: dict[str, Any], blocks: list[dict[str, Any]], stop: str) -> dict[str, Any]:

@@ -2,15 +2,41 @@
 
 The prompt is read from stdin (`-`). Approvals and the sandbox are bypassed so shell commands run
 unattended: the slot's working directory is the agent's workspace, as with the other harnesses.
+
+`allow_login_shell=false`: Codex 0.171 runs the model's shell commands as `bash -lc` by default,
+and a login shell reads /etc/profile, which on Debian-like systems sets PATH afresh. The runner
+puts its own `chatroom` first on PATH, so under a login shell the agent's `chatroom task-complete`
+was not found (exit 127, seen with tests/runner/test_codex_e2e.py); `bash -c` keeps the PATH.
 """
 
 from __future__ import annotations
 
+import re
+import shlex
 from typing import Any
 
 from chatroom.runner.harnesses.turn import Invocation, Turn, short, tool_activity
 
-COMMON = ["--json", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox"]
+COMMON = [
+    "--json",
+    "--skip-git-repo-check",
+    "--dangerously-bypass-approvals-and-sandbox",
+    "-c",
+    "allow_login_shell=false",
+]
+# Codex reports a command as the shell line it ran: `/bin/bash -c "<the model's command>"`.
+SHELL_WRAPPER = re.compile(r"^\S*/(?:ba|z)?sh -l?c ")
+
+
+def _command_of(shown: str) -> str:
+    """The model's own command inside Codex's shell wrapper (the whole line when there is none)."""
+    if not SHELL_WRAPPER.match(shown):
+        return shown
+    try:
+        words = shlex.split(shown)
+    except ValueError:
+        return shown
+    return words[2] if len(words) == 3 else shown
 
 
 class Codex:
@@ -40,7 +66,7 @@ class Codex:
         item = event.get("item") or {}
         kind = item.get("type")
         if kind == "command_execution":
-            return tool_activity("Bash", {"command": item.get("command", "")})
+            return tool_activity("Bash", {"command": _command_of(str(item.get("command", "")))})
         if kind == "file_change":
             changes = item.get("changes") or [{}]
             return tool_activity("Edit", {"path": changes[0].get("path", "")})

@@ -3,9 +3,9 @@
 `append_event` numbers the event (the caller holds the room row's lock, so the counter is
 gapless) and queues it on the session; `write_pending_events` writes the whole batch just
 before the transaction commits, in ONE statement: the events (one multi-row INSERT), the
-rooms' counters and one notification per room. The counters (`bump`) are set on the room
-object without the ORM seeing a change, so no flush re-issues `UPDATE chatrooms` for them; the
-final statement writes them once. The notification's format is chatroom/db/notify.py's;
+rooms' counters and one notification per room. The counters (`bump`, `set_room`) are set on
+the room object without the ORM seeing a change, so no flush re-issues `UPDATE chatrooms` for
+them; the final statement writes them once. The notification's format is chatroom/db/notify.py's;
 subscribers treat it as a wake-up and re-read the table from their cursor."""
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from chatroom.db.notify import notify, room_payload
 _PENDING = "chatroom.pending_events"
 _ROOMS = "chatroom.counted_rooms"  # room id -> the locked Chatroom whose counters moved
 COUNTERS = ("last_event_seq", "last_message_seq", "next_queue_position")
+# The room columns the final statement writes: the counters, and the newest classified origin.
+ROOM_COLUMNS = (*COUNTERS, "last_origin_message_id")
 
 
 def snapshot(row: SQLModel) -> dict[str, Any]:
@@ -30,14 +32,19 @@ def snapshot(row: SQLModel) -> dict[str, Any]:
     return row.model_dump(mode="json")
 
 
-def bump(tx: AsyncSession, room: Chatroom, counter: str) -> int:
-    """Add one to a counter of the locked room and return it; written by the commit's final
-    statement (the ORM does not see the change, so flushes leave the room row alone)."""
-    assert counter in COUNTERS, counter
-    value = getattr(room, counter) + 1
-    set_committed_value(room, counter, value)
+def set_room(tx: AsyncSession, room: Chatroom, column: str, value: Any) -> Any:
+    """Set one of ROOM_COLUMNS on the locked room; written by the commit's final statement
+    (the ORM does not see the change, so flushes leave the room row alone)."""
+    assert column in ROOM_COLUMNS, column
+    set_committed_value(room, column, value)
     tx.info.setdefault(_ROOMS, {})[room.id] = room
     return value
+
+
+def bump(tx: AsyncSession, room: Chatroom, counter: str) -> int:
+    """Add one to a counter of the locked room and return it (see `set_room`)."""
+    assert counter in COUNTERS, counter
+    return set_room(tx, room, counter, getattr(room, counter) + 1)
 
 
 def append_event(tx: AsyncSession, room: Chatroom, kind: EventKind, payload: dict[str, Any]) -> int:
@@ -85,8 +92,8 @@ async def write_pending_events(tx: AsyncSession) -> None:
     if pending:
         writes.append(insert(RoomEvent).values(pending).cte("events"))
     for n, room in enumerate(rooms.values()):
-        counters = {name: getattr(room, name) for name in COUNTERS}
-        writes.append(update(Chatroom).where(Chatroom.id == room.id).values(counters).cte(f"r{n}"))
+        columns = {name: getattr(room, name) for name in ROOM_COLUMNS}
+        writes.append(update(Chatroom).where(Chatroom.id == room.id).values(columns).cte(f"r{n}"))
     newest: dict[Any, int] = {}
     for event in pending:
         newest[event["chatroom_id"]] = max(event["seq"], newest.get(event["chatroom_id"], 0))

@@ -8,11 +8,9 @@ from dataclasses import dataclass
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chatroom.db.events import append_event, snapshot
 from chatroom.db.models import (
     Chatroom,
     Classification,
-    EventKind,
     Message,
     Participant,
     Task,
@@ -180,8 +178,8 @@ async def classify_task(
             f"This request is already classified as {origin.classification}; a classification "
             "is set once per chain.",
         )
-    origin.classification = classification.value
-    origin.effective_classification = classification.value
+    values = {"classification": classification.value}
+    values["effective_classification"] = classification.value
     if classification == Classification.FOLLOW_UP:
         previous = await _previous_origin(tx, room, origin)
         if previous is None:
@@ -190,15 +188,12 @@ async def classify_task(
                 "new_feature.",
                 field="classification",
             )
-        origin.follows_message_id = previous.id
-        origin.effective_classification = previous.effective_classification
-    room.last_origin_message_id = origin.id
-    tx.add(origin)
-    tx.add(room)
-    await tx.flush()
-    append_event(tx, room, EventKind.MESSAGE_UPDATED, {"message": snapshot(origin)})
-    await tasks.renew_lease(tx, room, who)
-    return origin
+        values["follows_message_id"] = previous.id
+        values["effective_classification"] = previous.effective_classification
+    # Classifying is a call as the holder, so it renews the holder's lease too.
+    return await writers.classify_origin(
+        tx, room, origin, values, task, lease=tasks.renewed_lease()
+    )
 
 
 async def _previous_origin(tx: AsyncSession, room: Chatroom, origin: Message) -> Message | None:

@@ -26,7 +26,14 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chatroom.db.events import append_event, bump, flush_orm, refresh_pending, snapshot
+from chatroom.db.events import (
+    append_event,
+    bump,
+    flush_orm,
+    refresh_pending,
+    set_room,
+    snapshot,
+)
 from chatroom.db.models import (
     ACTIVE_TASK_STATUSES,
     Chatroom,
@@ -93,7 +100,7 @@ async def _together(tx: AsyncSession, writes: list[Any], returning: dict[str, An
     each `returning` CTE gave, labelled by its name (absent rows read as NULLs)."""
     base = core_select(literal(1).label("one")).subquery("base")
     source: Any = base
-    columns: list[Any] = []
+    columns: list[Any] = [base.c.one]
     for name, cte in returning.items():
         source = source.outerjoin(cte, true())
         columns += _labelled(name, cte)
@@ -364,11 +371,6 @@ async def task_changed(tx: AsyncSession, room: Chatroom, task: Task, **values: A
     return _task_updated(tx, room, task)
 
 
-async def write_task(tx: AsyncSession, task: Task, **values: Any) -> None:
-    """Columns of a held task that nobody is told about (a renewed lease)."""
-    await _execute(tx, _task_update(task, values))
-
-
 async def activate_or_queue(tx: AsyncSession, room: Chatroom, task: Task) -> Task:
     """New work for the room: it takes the baton if nobody holds it, else joins the queue."""
     status = TaskStatus.QUEUED if await active_task(tx, room) else TaskStatus.PENDING
@@ -381,6 +383,7 @@ def _oldest_queued(room: Chatroom) -> Any:
         .where(Task.chatroom_id == room.id, Task.status == TaskStatus.QUEUED)
         .order_by(col(Task.queue_position))
         .limit(1)
+        .correlate(None)  # its own scan of tasks, also inside an UPDATE of tasks
     )
 
 
@@ -416,6 +419,27 @@ async def expire_lapsed_lease(tx: AsyncSession, room: Chatroom) -> Task | None:
     if holder is not None:
         await set_participant(tx, room, holder, ParticipantStatus.IDLE)
     return task
+
+
+async def classify_origin(
+    tx: AsyncSession,
+    room: Chatroom,
+    origin: Message,
+    values: dict[str, Any],
+    task: Task,
+    *,
+    lease: datetime,
+) -> Message:
+    """classifyTask's writes, one statement: the chain's origin message classified and the
+    holder's task's lease renewed; the room remembers the origin (for the next follow-up)."""
+    set_room(tx, room, "last_origin_message_id", origin.id)
+    message = update(Message).where(col(Message.id) == origin.id).values(values)
+    _assign(origin, values)
+    await _together(
+        tx, [message.cte("m"), _task_update(task, {"lease_expires_at": lease}).cte("t")], {}
+    )
+    append_event(tx, room, EventKind.MESSAGE_UPDATED, {"message": snapshot(origin)})
+    return origin
 
 
 # --- the hot mutations' writes, one statement each ------------------------------------------

@@ -163,6 +163,8 @@ async def measure(samples: int, warmup: int) -> dict[str, list[float]]:
                 await builder_holds(client, plain)
                 pushes: asyncio.Queue[tuple[float, Push]] = asyncio.Queue()
                 async with claude_session(cli, room, "reviewer", pushes) as reviewer:
+                    # The session's first tool call starts the server's waiter for the role.
+                    _result(await reviewer.call_tool("room_status", {}))
                     await _until_waiting(client, room, "reviewer")
                     for i in range(warmup + samples):
                         text = f"Sample {i}: please review."

@@ -117,7 +117,11 @@ async def test_a_sigkilled_runner_resumes_the_codex_thread_of_the_task(
         assert await asyncio.to_thread(model.holding.wait, 60), first.out
         # Codex names its thread in its first event, before the model answers.
         await first.line(r"builder: WORKING task")
-        session = await until(lambda: _async(_sessions(cli, room, "builder")), "a stored thread")
+
+        async def stored() -> list[str]:
+            return _sessions(cli, room, "builder")
+
+        session = await until(stored, "the thread stored while the model holds its answer")
         assert await first.stop(signal.SIGKILL) == -signal.SIGKILL
         second = await start_runner(cli, room, *args, env=env)
         try:
@@ -142,5 +146,32 @@ async def test_a_sigkilled_runner_resumes_the_codex_thread_of_the_task(
         model.stop()
 
 
-async def _async(value: list[str]) -> list[str]:
-    return value
+async def test_a_thread_codex_cannot_resume_is_replaced_by_a_new_one(
+    live_server: LiveServer, cli: Cli, workdir: Path, tmp_path: Path, model: ScriptedResponses
+) -> None:
+    # `codex exec resume <unknown id>` exits 1 before any event ("thread/resume failed: no
+    # rollout found for thread id ..."): the slot forgets the session and starts a new one.
+    room = await cli.create_room()
+    gone = "5f1d7c1e-0000-4000-8000-000000000000"
+    store = cli.config_dir / "runner" / "sessions.json"
+    store.parent.mkdir(parents=True)
+    store.write_text(json.dumps({f"{live_server.base_url} {room} builder codex": gone}))
+    args = ("--harness=codex", f"--workdir={workdir}", "--role=builder")
+    runner = await start_runner(cli, room, *args, env=_env(model, tmp_path))
+    try:
+        await cli.send(room, "Build it.")
+        await runner.line(rf"builder: WORKING task \S+, resuming session {gone}")
+        await runner.line(r"builder: BACKOFF it exited with code 1")
+
+        async def handed_off() -> list[tuple[str, str]]:
+            return handoffs(await feed(live_server, cli.token(), room))
+
+        try:
+            await until(handed_off, "handed off from a new thread")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{runner.out}") from None
+        assert await handed_off() == [("builder", "reviewer")]
+        (new,) = _sessions(cli, room, "builder")
+        assert new != gone
+    finally:
+        assert await runner.stop() == 0, runner.out

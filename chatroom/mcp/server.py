@@ -27,7 +27,8 @@ from chatroom.cli.config import Target
 from chatroom.cli.live import Outcome
 from chatroom.cli.render import RoleInfo
 from chatroom.mcp.desk import Desk
-from chatroom.mcp.tools import TOOL_NAMES, Tools, calm_result, reported, task_result
+from chatroom.mcp.results import calm_result, reported, task_result
+from chatroom.mcp.tools import TOOL_NAMES, Tools
 
 CHANNEL = "claude/channel"
 CHANNEL_METHOD = "notifications/claude/channel"

@@ -31,6 +31,14 @@ from chatroom.mcp.results import calm_result, error_text, task_result
 # request timeout never cuts a call that is about to claim (the agent just calls again).
 DEFAULT_WAIT_SECONDS = 600.0
 OPEN = ["PENDING", "IN_PROGRESS", "QUEUED"]
+# Before the server's guidance, which is written for the CLI: what stands for each command here.
+GUIDANCE_PREFACE = (
+    "Through this MCP server, use its tools for the commands below: wait_for_task for "
+    "`chatroom wait-for-message`, hand_off for `chatroom task-complete` (the message is its "
+    "`message` argument), classify for `chatroom task-started`. Do not also run "
+    "`chatroom wait-for-message` in a shell: two waiters for one role take the role from each "
+    "other."
+)
 
 RoomParam = Annotated[
     str | None,
@@ -363,11 +371,13 @@ class Tools:
         return {"room_id": room, "task_id": task["id"], "status": task["status"].lower()}
 
     async def guidance(self, room_id: str, role: str) -> str:
-        """The role guidance (a resource): a failure is a resource error with the CLI's text."""
+        """The role guidance (a resource): the server's, which names the CLI's commands, after
+        the tools that stand for them. A failure is a resource error with the CLI's text."""
         try:
-            return (await self.role_info(room_id, role_name(role))).prompt
+            prompt = (await self.role_info(room_id, role_name(role))).prompt
         except CliError as exc:
             raise ResourceError(error_text(exc)) from None
+        return f"{GUIDANCE_PREFACE}\n\n{prompt}"
 
 
 TOOL_NAMES = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from chatroom.mcp.tools import TOOL_NAMES
+from chatroom.mcp.tools import GUIDANCE_PREFACE, TOOL_NAMES
 from tests.cli.support import Cli, messages, until_waiting
 from tests.mcp.support import call, call_error, mcp_session
 from tests.support.gql_client import gql_http
@@ -57,13 +57,14 @@ async def test_pair_flow_through_tools_only(cli: Cli, live_server: LiveServer) -
         mcp_session(cli, "--room", room, "--role", "reviewer") as reviewer,
         mcp_session(cli, "--room", room) as user,
     ):
-        # The role guidance is a resource: the server's rolePrompt, byte for byte.
+        # The role guidance is a resource: the server's rolePrompt, byte for byte, after the
+        # note on which tool stands for which command.
         async with gql_http(live_server, token) as api:
             expected = (await api.execute(GUIDANCE, c=room, r="builder"))["rolePrompt"]["prompt"]
         own = await builder.read_resource("chatroom://guidance")
-        assert getattr(own.contents[0], "text", None) == expected
+        assert getattr(own.contents[0], "text", None) == f"{GUIDANCE_PREFACE}\n\n{expected}"
         other = await user.read_resource(f"chatroom://rooms/{room}/roles/builder/guidance")
-        assert getattr(other.contents[0], "text", None) == expected
+        assert getattr(other.contents[0], "text", None) == f"{GUIDANCE_PREFACE}\n\n{expected}"
 
         waiting = asyncio.ensure_future(call(builder, "wait_for_task", timeout_seconds=60))
         await until_waiting(live_server, token, room, "builder")

@@ -13,6 +13,7 @@ Both hooks use the SDK's public middleware (every inbound message passes through
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Literal
 
 import anyio
@@ -30,6 +31,7 @@ from chatroom.mcp.desk import Desk
 from chatroom.mcp.results import calm_result, reported, task_result
 from chatroom.mcp.tools import TOOL_NAMES, Tools
 
+LOG = logging.getLogger("chatroom.mcp")
 CHANNEL = "claude/channel"
 CHANNEL_METHOD = "notifications/claude/channel"
 CLAUDE_CODE = "claude-code"  # the clientInfo name Claude Code sends in `initialize`
@@ -118,7 +120,12 @@ class Channel:
         # `info` is the rolePrompt the waiter read when it subscribed: the role's targets, which
         # depend on the team only (a refused hand_off names the ones a chain allows now).
         params = channel_params(room, role, outcome, info)
-        await self.session.send_notification(ChannelPush(params=params))  # type: ignore[arg-type]
+        try:
+            await self.session.send_notification(ChannelPush(params=params))  # type: ignore[arg-type]
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            # The client is gone (it is closing us). Nothing is lost: a pushed task is the
+            # role's, and the next wait_for_task of any waiter returns it.
+            LOG.info("channel push of %s dropped: the client closed the connection", outcome.event)
 
 
 def build(

@@ -168,3 +168,22 @@ async def test_an_interrupt_and_a_takeover_are_pushed(cli: Cli, live_server: Liv
         got = (await taking.finish()).ok().json()
         assert (got["task"]["id"], got["task"]["resumed"]) == (first["task_id"], True)
         assert claude.pushes.empty()
+
+
+async def test_after_a_cancelled_call_the_task_is_pushed_and_returned_next(
+    cli: Cli, live_server: LiveServer
+) -> None:
+    token = cli.token()
+    room = await cli.create_room()
+    async with mcp_process(
+        cli, "--room", room, "--role", "builder", client_name="claude-code"
+    ) as claude:
+        pending = await waiting_call(claude.client, timeout_seconds=120)
+        pending.cancel()  # notifications/cancelled: the call is gone, the desk stays
+        await asyncio.gather(pending, return_exceptions=True)
+        sent = await send(live_server, token, room, "After the cancel.")
+        push = await claude.push()
+        assert (push.meta["task_id"], push.content) == (sent["task_id"], "After the cancel.")
+        got = await call(claude.client, "wait_for_task", timeout_seconds=30)
+        assert (got["task_id"], got["resumed"]) == (sent["task_id"], True)
+        assert claude.pushes.empty()

@@ -77,8 +77,8 @@ def channel_params(room: str, role: str, outcome: Outcome, info: RoleInfo | None
 
 
 class Channel:
-    """The push side of one connection: the session to notify, learnt from the client's
-    `initialized` notification, and the Desk that feeds it."""
+    """The push side of one connection: the client's name (from `initialize`), the session to
+    notify (from its first tool call) and the Desk that feeds it."""
 
     def __init__(self, tools: Tools, mode: ChannelMode) -> None:
         self.tools = tools

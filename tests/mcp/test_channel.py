@@ -49,6 +49,10 @@ async def test_the_capability_is_declared(cli: Cli) -> None:
     async with mcp_session(cli) as session:
         capabilities = session.initialize_result.capabilities  # type: ignore[union-attr]
         assert capabilities.experimental == {"claude/channel": {}}
+    async with mcp_session(cli, "--channel", "off") as session:
+        capabilities = session.initialize_result.capabilities  # type: ignore[union-attr]
+        assert not capabilities.experimental
+        assert (await call(session, "backlog_list", room_id=await cli.create_room()))["items"] == []
 
 
 async def test_tasks_are_pushed_to_claude_code_once(

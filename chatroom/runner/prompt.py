@@ -1,33 +1,44 @@
 """The text a harness reads: the task, the exact commands that finish it, and the nudge.
 
-The next steps come from the CLI's own delivery plan (chatroom.cli.render.plan) and command
-builders (chatroom.cli.output), so the runner prints exactly the commands `wait-for-message`
-would. What differs: the runner is the role's waiter, so the agent is told to end its turn after
-handing off instead of running `wait-for-message` (a second waiter would take the role over).
+The routing and the commands are the CLI delivery's own (chatroom.cli.render.choices and
+other_targets over the DeliveryContext facts, chatroom.agent_commands for the command lines),
+so the runner offers exactly the handoffs `wait-for-message` would, each one the server accepts
+at that moment. What differs: the runner is the role's waiter, so the agent is told to end its
+turn after handing off instead of running `wait-for-message` (a second waiter would take the
+role over).
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
+from chatroom.agent_commands import TERMINATOR, Commands, q
 from chatroom.cli.message_input import PLACEHOLDER
-from chatroom.cli.output import TERMINATOR, classify_cmd, complete_cmd, q
-from chatroom.cli.render import CLASSIFICATIONS, REVIEWER, USER, RoleInfo, clean, plan
+from chatroom.cli.render import (
+    Chain,
+    boundary,
+    choices,
+    other_targets,
+    sender_of,
+    visible,
+)
+from chatroom.guidance import BODY_ONLY, KINDS, Team
 
 
-def handoff_block(room_id: str, role: str, target: str) -> list[str]:
-    return [complete_cmd(room_id, role, target), PLACEHOLDER, TERMINATOR]
+def handoff_block(commands: Commands, room_id: str, role: str, target: str) -> list[str]:
+    return [commands.complete(room_id, role, target), PLACEHOLDER, TERMINATOR]
 
 
-def task_prompt(room_id: str, info: RoleInfo, delivery: dict[str, Any]) -> str:
-    role = info.role
+def task_prompt(
+    team: Team, role: str, delivery: dict[str, Any], chain: Chain, commands: Commands
+) -> str:
+    room_id = team.room_id
     task = delivery["task"]
     message = delivery.get("message") or {}
-    sender = message.get("senderRole") or task.get("createdBy") or "?"
-    p = plan(info, delivery)
-    # The body stands between boundary lines it cannot contain (a random token per prompt).
-    boundary = f"CHATROOM_TASK_{secrets.token_hex(6)}"
+    body = message.get("content", task.get("content", ""))
+    line = boundary(body)  # a line the body cannot contain
+    options = choices(team, role, delivery, chain)
+    undecided = options[0].kind is not None
     out = [
         f"You are the {q(role)} agent in chatroom room {q(room_id)}. The chatroom runner "
         "started you for one task; it waits for your next task itself.",
@@ -38,50 +49,82 @@ def task_prompt(room_id: str, info: RoleInfo, delivery: dict[str, Any]) -> str:
             "(files, git status) for the work done so far before redoing it."
         )
     out += [
-        f"Task {q(task['id'])} from {q(sender)}, its message between the {boundary} lines:",
-        boundary,
-        clean(message.get("content", task.get("content", ""))),
-        boundary,
+        f"Task {q(task['id'])} from {q(sender_of(delivery))}, its message byte for byte between "
+        f"the two {line} lines:",
+        line,
+        visible(body),
+        line,
         "Next steps:",
         "1. Do the work the message asks for.",
     ]
     step = 2
-    if p.classify:
-        out.append(f"{step}. First classify this request from the user: run the line that fits.")
-        out += [f"{classify_cmd(room_id, role, k)}  # {why}" for k, why in CLASSIFICATIONS.items()]
+    if undecided:
+        out.append(f"{step}. Classify this request once; its kind decides your handoff:")
+        out += [
+            f"{commands.classify(room_id, role, c.kind or '')}  # {KINDS[c.kind or '']}: then "
+            f"hand off to {q(c.target)}"
+            for c in options
+        ]
         step += 1
-    note = ""
-    if p.target == USER and REVIEWER in p.others:
-        note = (
-            f" A new_feature reaches the user only after {q(REVIEWER)} has completed a task in "
-            "this chain: hand a new_feature to the reviewer first."
+        out.append(
+            f"{step}. When the work is done, hand off with the command for its kind, as one "
+            f"shell command. {BODY_ONLY} Replace the middle line with your message; the last "
+            f"line is exactly {TERMINATOR}."
         )
-    out += [
-        f"{step}. When the work is done, hand off to {q(p.target)} ({p.reason}) with this one "
-        f"shell command; replace the middle line with your message; the last line is exactly "
-        f"{TERMINATOR}:" + note,
-        *handoff_block(room_id, role, p.target),
-    ]
-    for other in p.others:
-        out += [f"Or, to hand off to {q(other)} instead:", *handoff_block(room_id, role, other)]
-    out += [
+    else:
+        out.append(
+            f"{step}. When the work is done, hand off to {q(options[0].target)} "
+            f"({options[0].route.reason}) with this one shell command. {BODY_ONLY} Replace the "
+            f"middle line with your message; the last line is exactly {TERMINATOR}."
+        )
+    shown: list[str] = []
+    for c in options:
+        if c.target in shown:
+            continue
+        if undecided:
+            out.append(f"For {' or '.join(o.kind or '' for o in options if o.target == c.target)}:")
+        out += handoff_block(commands, room_id, role, c.target)
+        shown.append(c.target)
+    for other in other_targets(team, role, chain, options):
+        out += [
+            f"Or, to hand off to {q(other)} instead:",
+            *handoff_block(commands, room_id, role, other),
+        ]
+    out.append(
         f"{step + 1}. After the handoff, end your turn. Do not run `chatroom wait-for-message`: "
-        "the runner is this role's waiter and starts you again with the next task.",
-        "Only the handoff message reaches the next role; nothing else you write is seen.",
-    ]
+        "the runner is this role's waiter and starts you again with the next task."
+    )
     return "\n".join(out)
 
 
-def nudge(room_id: str, info: RoleInfo, delivery: dict[str, Any], why: str) -> str:
-    """Sent when a run ended without a handoff: what happened, and the command, again."""
+def nudge(
+    team: Team,
+    role: str,
+    delivery: dict[str, Any],
+    chain: Chain,
+    commands: Commands,
+    why: str,
+) -> str:
+    """Sent when a run ended without a handoff: what happened, and the handoff that applies
+    now (`chain` is read again after the run: the agent may have classified meanwhile)."""
     task_id = delivery["task"]["id"]
-    target = plan(info, delivery).target
-    return "\n".join(
-        [
-            f"Your run ended ({why}) but task {q(task_id)} was not handed off: it is still "
-            f"yours as {q(info.role)}. Finish the work if anything is left, then run the "
-            "handoff now (replace the middle line with your message):",
-            *handoff_block(room_id, info.role, target),
-            "Then end your turn.",
+    options = choices(team, role, delivery, chain)
+    lines = [
+        f"Your run ended ({why}) but task {q(task_id)} was not handed off: it is still "
+        f"yours as {q(role)}. Finish the work if anything is left, then hand off now (replace "
+        "the middle line with your message):",
+    ]
+    if options[0].kind is not None:
+        lines.append("First classify the request, once:")
+        lines += [
+            f"{commands.classify(team.room_id, role, c.kind or '')}  # then hand off to "
+            f"{q(c.target)}"
+            for c in options
         ]
-    )
+    shown: list[str] = []
+    for c in options:
+        if c.target not in shown:
+            lines += handoff_block(commands, team.room_id, role, c.target)
+            shown.append(c.target)
+    lines.append("Then end your turn.")
+    return "\n".join(lines)

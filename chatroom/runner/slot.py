@@ -22,11 +22,13 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from chatroom.cli import output
 from chatroom.cli.client import Api, Backoff
 from chatroom.cli.config import Target
 from chatroom.cli.errors import ServerRefused, Unreachable
 from chatroom.cli.live import TRANSIENT, Waiter, room_events
-from chatroom.cli.render import RoleInfo
+from chatroom.cli.render import Chain, RoleInfo, team_of
+from chatroom.guidance import Team
 from chatroom.runner.activity import ActivityReporter
 from chatroom.runner.harnesses import Harness, Turn
 from chatroom.runner.harnesses.turn import json_event
@@ -177,7 +179,9 @@ class Slot:
         session = self.sessions.get(key)
         if self.config.fresh_session and not delivery.get("resumed"):
             session = None
-        first = task_prompt(room_id, info, delivery)
+        commands = output.commands()
+        team, chain = await self._context()
+        first = task_prompt(team, self.role, delivery, chain, commands)
         prompt = first
         nudges = 0
         while True:
@@ -217,9 +221,19 @@ class Slot:
                     return
                 nudges += 1
                 self._set(SlotState.WORKING, f"nudge {nudges} of {MAX_NUDGES}: {why}")
-            text = nudge(room_id, info, delivery, why)
+            team, chain = await self._context()
+            text = nudge(team, self.role, delivery, chain, commands, why)
             # Without a session to resume, the program starts over: it needs the task again.
             prompt = text if session else f"{text}\n\n{first}"
+
+    async def _context(self) -> tuple[Team, Chain]:
+        """The facts the next steps depend on (the team, the chain's classification, review
+        and queue), read as the CLI's delivery reads them."""
+        room_id = self.config.room_id
+        facts = await self.client.acall(
+            "DeliveryContext", {"chatroomId": room_id, "role": self.role}
+        )
+        return team_of(room_id, facts["chatroom"]), Chain.of(facts)
 
     async def _run_once(self, prompt: str, info: RoleInfo, session: str | None, key: str) -> Exit:
         harness = self.config.harness

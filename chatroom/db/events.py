@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.models import Chatroom, EventKind, RoomEvent, utcnow
@@ -93,7 +93,9 @@ async def write_pending_events(tx: AsyncSession) -> None:
         writes.append(insert(RoomEvent).values(pending).cte("events"))
     for n, room in enumerate(rooms.values()):
         columns = {name: getattr(room, name) for name in ROOM_COLUMNS}
-        writes.append(update(Chatroom).where(Chatroom.id == room.id).values(columns).cte(f"r{n}"))
+        writes.append(
+            update(Chatroom).where(col(Chatroom.id) == room.id).values(columns).cte(f"r{n}")
+        )
     newest: dict[Any, int] = {}
     for event in pending:
         newest[event["chatroom_id"]] = max(event["seq"], newest.get(event["chatroom_id"], 0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -178,7 +179,7 @@ async def classify_task(
             f"This request is already classified as {origin.classification}; a classification "
             "is set once per chain.",
         )
-    values = {"classification": classification.value}
+    values: dict[str, Any] = {"classification": classification.value}
     values["effective_classification"] = classification.value
     if classification == Classification.FOLLOW_UP:
         previous = await _previous_origin(tx, room, origin)

@@ -141,7 +141,7 @@ def dump(outcome: Any) -> dict[str, Any]:
 def load(outcome_type: type[T], data: dict[str, Any]) -> T:
     """The inverse of `dump`, by the dataclass's field types."""
     values = {}
-    for name, (row_type, many) in _row_fields(outcome_type).items():
+    for name, (row_type, many) in _row_fields(outcome_type).items():  # type: ignore[arg-type]
         value = data[_stored(name)]
         if row_type is not None and value is not None:
             value = (

@@ -130,8 +130,8 @@ def _participant_update(
     if seen_at is not None:
         values["last_seen_at"] = seen_at
     before = (
-        core_select(Participant.id, col(Participant.status).label("was"))
-        .where(Participant.chatroom_id == room.id, Participant.role == role)
+        core_select(col(Participant.id), col(Participant.status).label("was"))
+        .where(col(Participant.chatroom_id) == room.id, col(Participant.role) == role)
         .with_for_update()
         .cte("before")
     )
@@ -379,8 +379,8 @@ async def activate_or_queue(tx: AsyncSession, room: Chatroom, task: Task) -> Tas
 
 def _oldest_queued(room: Chatroom) -> Any:
     return (
-        core_select(Task.id)
-        .where(Task.chatroom_id == room.id, Task.status == TaskStatus.QUEUED)
+        core_select(col(Task.id))
+        .where(col(Task.chatroom_id) == room.id, col(Task.status) == TaskStatus.QUEUED)
         .order_by(col(Task.queue_position))
         .limit(1)
         .correlate(None)  # its own scan of tasks, also inside an UPDATE of tasks

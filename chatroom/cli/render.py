@@ -94,35 +94,6 @@ class RoleInfo:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """The next steps for one delivery."""
-
-    target: str
-    reason: str
-    classify: bool
-    others: list[str]
-
-
-def plan(info: RoleInfo, delivery: dict[str, Any]) -> Plan:
-    message = delivery.get("message") or {}
-    task = delivery.get("task") or {}
-    sender = message.get("senderRole") or task.get("createdBy") or info.default_target
-    if sender == USER:
-        target = USER
-        reason = "this request came from the user, so your answer goes back to them"
-    elif sender in info.allowed_targets:
-        target = sender
-        reason = f"{q(sender)} sent you this work, so the result goes back to them"
-    else:
-        target = info.default_target
-        reason = "it is your role's usual next step"
-    others = [t for t in info.allowed_targets if t != target]
-    from_user = sender == USER and message.get("type", "MESSAGE") == "MESSAGE"
-    classify = from_user and not message.get("classification")
-    return Plan(target, reason, classify, others)
-
-
-@dataclass(frozen=True)
 class Chain:
     """What decides the next steps, read after the claim (the DeliveryContext query)."""
 

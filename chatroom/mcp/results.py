@@ -11,7 +11,8 @@ from mcp.types import CallToolResult, TextContent
 
 from chatroom.cli.errors import CliError
 from chatroom.cli.live import Outcome
-from chatroom.cli.render import CLASSIFICATIONS, RoleInfo, plan
+from chatroom.cli.render import Chain, choices, other_targets
+from chatroom.guidance import KINDS, Team
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -56,41 +57,55 @@ def reported(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return run
 
 
-def next_step(info: RoleInfo, delivery: dict[str, Any]) -> str:
-    """What to do with a delivered task, in tool calls (the CLI's delivery plan)."""
-    p = plan(info, delivery)
-    others = f" Other allowed targets: {', '.join(p.others)}." if p.others else ""
-    if p.classify:
-        kinds = "; ".join(f"{kind}: {why}" for kind, why in CLASSIFICATIONS.items())
-        return (
-            "This request comes straight from the user: first call classify with one of "
-            f"question, new_feature, follow_up ({kinds}); its answer says where to hand off. "
-            "Then do the work and call hand_off with your report as `message`."
-        )
-    return (
-        f"Do the work, then call hand_off with your report as `message` and target_role "
-        f"{p.target!r} ({p.reason}).{others} Only the handoff message reaches the next role."
-    )
+def next_steps(team: Team, role: str, delivery: dict[str, Any], chain: Chain) -> dict[str, Any]:
+    """Where a delivered task may go, routed exactly as the CLI's delivery routes it
+    (chatroom.cli.render.choices over the DeliveryContext facts): every target named here is
+    one the server accepts at that moment. While the user's request is unclassified there is
+    no single default: each classification names its own handoff."""
+    options = choices(team, role, delivery, chain)
+    shown = list(dict.fromkeys(c.target for c in options))
+    allowed = shown + other_targets(team, role, chain, options)
+    if options[0].kind is not None:
+        by_kind = {c.kind or "": c.target for c in options}
+        kinds = "; ".join(f"{k} ({KINDS[k]}): then target_role {t!r}" for k, t in by_kind.items())
+        return {
+            "default_target": None,
+            "handoff_by_classification": by_kind,
+            "allowed_targets": allowed,
+            "next": "This request comes straight from the user: first call classify once with "
+            f"the kind that fits: {kinds}. Then do the work and call hand_off with your report "
+            "as `message`. Only the handoff message reaches the next role.",
+        }
+    first = options[0]
+    others = [t for t in allowed if t != first.target]
+    also = f" Also allowed: {', '.join(others)}." if others else ""
+    return {
+        "default_target": first.target,
+        "handoff_by_classification": None,
+        "allowed_targets": allowed,
+        "next": f"Do the work, then call hand_off with your report as `message` and target_role "
+        f"{first.target!r} ({first.route.reason}).{also} Only the handoff message reaches the "
+        "next role.",
+    }
 
 
-def task_result(room: str, outcome: Outcome, info: RoleInfo) -> dict[str, Any]:
-    """A delivered task as wait_for_task returns it (and a channel push carries it)."""
+def task_result(room: str, outcome: Outcome, role: str, steps: dict[str, Any]) -> dict[str, Any]:
+    """A delivered task as wait_for_task returns it (and a channel push carries it); `steps`
+    is `next_steps` for it."""
     delivery = outcome.delivery or {}
     task = delivery["task"]
     message = delivery.get("message") or {}
     return {
         "event": "task",
         "room_id": room,
-        "role": info.role,
+        "role": role,
         "task_id": task["id"],
         "resumed": bool(delivery.get("resumed")),
         "message_id": message.get("id"),
         "from_role": message.get("senderRole") or task.get("createdBy"),
         "classification": (message.get("classification") or "").lower() or None,
         "body": message.get("content", task.get("content")),
-        "allowed_targets": info.allowed_targets,
-        "default_target": plan(info, delivery).target,
-        "next": next_step(info, delivery),
+        **steps,
     }
 
 

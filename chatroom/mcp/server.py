@@ -25,6 +25,7 @@ from mcp.server.stdio import stdio_server
 from pydantic import BaseModel
 
 from chatroom.cli.config import Target
+from chatroom.cli.errors import CliError
 from chatroom.cli.live import Outcome
 from chatroom.cli.render import RoleInfo
 from chatroom.mcp.desk import Desk
@@ -57,11 +58,14 @@ class ChannelPush(BaseModel):
     params: dict[str, Any]
 
 
-def channel_params(room: str, role: str, outcome: Outcome, info: RoleInfo | None) -> dict[str, Any]:
+def channel_params(
+    room: str, role: str, outcome: Outcome, steps: dict[str, Any] | None
+) -> dict[str, Any]:
     """What a push carries: for a task, its body as `content` and the rest as `meta` (Claude
-    Code takes meta keys that are identifiers, values as strings)."""
-    if outcome.event == "task" and info is not None:
-        result = task_result(room, outcome, info)
+    Code takes meta keys that are identifiers, values as strings); `steps` is the task's
+    results.next_steps."""
+    if outcome.event == "task" and steps is not None:
+        result = task_result(room, outcome, role, steps)
         content = result.pop("body") or ""
     else:
         result = calm_result(room, role, outcome)
@@ -72,6 +76,8 @@ def channel_params(room: str, role: str, outcome: Outcome, info: RoleInfo | None
             continue
         if isinstance(value, list):
             value = ",".join(value)
+        elif isinstance(value, dict):  # handoff_by_classification
+            value = ",".join(f"{k}={v}" for k, v in value.items())
         meta[key] = str(value).lower() if isinstance(value, bool) else str(value)
     return {"content": content, "meta": meta}
 
@@ -117,9 +123,16 @@ class Channel:
         if self.session is None:
             return
         room, role = self.tools.room or "", self.tools.role or ""
-        # `info` is the rolePrompt the waiter read when it subscribed: the role's targets, which
-        # depend on the team only (a refused hand_off names the ones a chain allows now).
-        params = channel_params(room, role, outcome, info)
+        steps = None
+        if outcome.event == "task" and outcome.delivery is not None:
+            try:
+                steps = await self.tools.steps(room, info.role if info else role, outcome.delivery)
+            except CliError:  # the server went away after the claim: the task still arrives
+                steps = {
+                    "next": "Do the work, then call hand_off; a refused hand_off names the "
+                    "targets the server accepts."
+                }
+        params = channel_params(room, role, outcome, steps)
         try:
             await self.session.send_notification(ChannelPush(params=params))  # type: ignore[arg-type]
         except (anyio.BrokenResourceError, anyio.ClosedResourceError):

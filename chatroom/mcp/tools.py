@@ -23,9 +23,10 @@ from chatroom.cli.config import Target
 from chatroom.cli.errors import CliError, LocalInputError, ServerRefused, Unreachable
 from chatroom.cli.live import Waiter
 from chatroom.cli.message_input import Body
-from chatroom.cli.render import CLASSIFICATIONS, RoleInfo
+from chatroom.cli.render import CLASSIFICATIONS, Chain, RoleInfo, team_of
+from chatroom.guidance import USER, Team, route, targets
 from chatroom.mcp.desk import Desk, wait_once
-from chatroom.mcp.results import calm_result, error_text, task_result
+from chatroom.mcp.results import calm_result, error_text, next_steps, task_result
 
 # A wait_for_task call without a timeout returns calmly after this long, so that a client's own
 # request timeout never cuts a call that is about to claim (the agent just calls again).
@@ -80,6 +81,15 @@ class Tools:
     async def role_info(self, room: str, role: str) -> RoleInfo:
         data = await self.client.acall("RolePrompt", {"chatroomId": room, "role": role})
         return RoleInfo.of(data["rolePrompt"])
+
+    async def context(self, room: str, role: str) -> tuple[Team, Chain]:
+        """The facts a task's routing depends on, read as the CLI's delivery reads them."""
+        facts = await self.client.acall("DeliveryContext", {"chatroomId": room, "role": role})
+        return team_of(room, facts["chatroom"]), Chain.of(facts)
+
+    async def steps(self, room: str, role: str, delivery: dict[str, Any]) -> dict[str, Any]:
+        team, chain = await self.context(room, role)
+        return next_steps(team, role, delivery, chain)
 
     async def holds(self, room: str, role: str, task_id: str) -> bool:
         """Is `task_id` in progress with `role` (not handed off, not taken back)?"""
@@ -144,8 +154,10 @@ class Tools:
             raise CliError(outcome.detail)
         if outcome is None or outcome.event != "task" or outcome.delivery is None:
             return calm_result(room, who, outcome)
-        # The rolePrompt the waiter read as it subscribed (the targets depend on the team only).
-        return task_result(room, outcome, info or await self.role_info(room, who))
+        role_now = info.role if info is not None else who
+        return task_result(
+            room, outcome, role_now, await self.steps(room, role_now, outcome.delivery)
+        )
 
     async def hand_off(
         self,
@@ -258,18 +270,23 @@ class Tools:
                 {"input": {"chatroomId": room, "role": who, "classification": kind.upper()}},
             )
         )["classifyTask"]
-        info = await self.role_info(room, who)
+        effective = (result.get("effectiveClassification") or kind).lower()
+        team, chain = await self.context(room, who)
+        # The handoff that applies now that the chain has a kind (as `task-started` prints it).
+        way = route(team, who, USER, effective, chain.reviewed)
+        allowed = targets(team, who, effective, chain.reviewed)
+        others = [t for t in allowed if t != way.target]
+        also = f" Also allowed: {', '.join(others)}." if others else ""
         return {
             "room_id": room,
             "role": who,
             "message_id": result["id"],
             "classification": (result.get("classification") or kind).lower(),
-            "effective_classification": (result.get("effectiveClassification") or kind).lower(),
-            "allowed_targets": info.allowed_targets,
-            # No single default: where a classified request may go depends on the chain (a
-            # refused hand_off names the valid targets).
-            "next": "Do the work, then call hand_off with your report as `message` and one of "
-            "allowed_targets as target_role (the guidance resource explains which).",
+            "effective_classification": effective,
+            "default_target": way.target,
+            "allowed_targets": [way.target, *others],
+            "next": f"Do the work, then call hand_off with your report as `message` and "
+            f"target_role {way.target!r} ({way.reason}).{also}",
         }
 
     async def send_message(

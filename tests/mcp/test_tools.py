@@ -78,10 +78,14 @@ async def test_pair_flow_through_tools_only(cli: Cli, live_server: LiveServer) -
         assert task["from_role"] == "user" and task["resumed"] is False
         assert "classify" in task["next"]  # a user's request is classified first
         assert "reviewer" in task["allowed_targets"]
+        # No single default while unclassified: each kind names the handoff the server accepts.
+        assert task["default_target"] is None
+        assert task["handoff_by_classification"] == {"question": "user", "new_feature": "reviewer"}
 
         classified = await call(builder, "classify", classification="new_feature")
         assert classified["effective_classification"] == "new_feature"
-        assert "reviewer" in classified["allowed_targets"]
+        assert classified["default_target"] == "reviewer"
+        assert classified["allowed_targets"] == ["reviewer"]  # not the user before review
 
         # The review rule: a new_feature goes to the reviewer before the user.
         refused = await call_error(

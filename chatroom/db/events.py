@@ -14,11 +14,15 @@ from typing import Any
 
 from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import SQLModel, col
+from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.models import Chatroom, EventKind, RoomEvent, utcnow
 from chatroom.db.notify import notify, room_payload
+
+# Tables, not mapped classes: Core statements then skip the ORM's DML plugin.
+EVENTS = RoomEvent.__table__  # type: ignore[attr-defined]
+ROOMS = Chatroom.__table__  # type: ignore[attr-defined]
 
 _PENDING = "chatroom.pending_events"
 _ROOMS = "chatroom.counted_rooms"  # room id -> the locked Chatroom whose counters moved
@@ -90,12 +94,10 @@ async def write_pending_events(tx: AsyncSession) -> None:
     await flush_orm(tx)  # a new room must exist before its events
     writes = []
     if pending:
-        writes.append(insert(RoomEvent).values(pending).cte("events"))
+        writes.append(insert(EVENTS).values(pending).cte("events"))
     for n, room in enumerate(rooms.values()):
         columns = {name: getattr(room, name) for name in ROOM_COLUMNS}
-        writes.append(
-            update(Chatroom).where(col(Chatroom.id) == room.id).values(columns).cte(f"r{n}")
-        )
+        writes.append(update(ROOMS).where(ROOMS.c.id == room.id).values(columns).cte(f"r{n}"))
     newest: dict[Any, int] = {}
     for event in pending:
         newest[event["chatroom_id"]] = max(event["seq"], newest.get(event["chatroom_id"], 0))

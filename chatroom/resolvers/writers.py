@@ -49,6 +49,12 @@ from chatroom.db.models import (
 from chatroom.resolvers import validation
 from chatroom.resolvers.errors import NotFound
 
+# Core statements name the tables, not the mapped classes: an ORM entity (or one of its
+# attributes) anywhere in a statement sends its compilation through the ORM's DML plugin.
+TASKS = Task.__table__  # type: ignore[attr-defined]
+MESSAGES = Message.__table__  # type: ignore[attr-defined]
+PARTICIPANTS = Participant.__table__  # type: ignore[attr-defined]
+
 _ACTIVE = "chatroom.active_task"  # room id -> its active Task (or None), known in this tx
 
 
@@ -130,16 +136,16 @@ def _participant_update(
     if seen_at is not None:
         values["last_seen_at"] = seen_at
     before = (
-        core_select(col(Participant.id), col(Participant.status).label("was"))
-        .where(col(Participant.chatroom_id) == room.id, col(Participant.role) == role)
+        core_select(PARTICIPANTS.c.id, PARTICIPANTS.c.status.label("was"))
+        .where(PARTICIPANTS.c.chatroom_id == room.id, PARTICIPANTS.c.role == role)
         .with_for_update()
         .cte("before")
     )
     return (
-        update(Participant)
-        .where(col(Participant.id) == before.c.id)
+        update(PARTICIPANTS)
+        .where(PARTICIPANTS.c.id == before.c.id)
         .values(values)
-        .returning(*Participant.__table__.columns, before.c.was)  # type: ignore[attr-defined]
+        .returning(*PARTICIPANTS.columns, before.c.was)
     )
 
 
@@ -212,7 +218,7 @@ async def insert_message(
     message = _new_message(
         tx, room, sender_role=sender_role, content=content, type=type, target_role=target_role
     )
-    await _execute(tx, insert(Message).values(_columns(message)))
+    await _execute(tx, insert(MESSAGES).values(_columns(message)))
     append_event(tx, room, EventKind.MESSAGE_CREATED, {"message": snapshot(message)})
     return message
 
@@ -313,10 +319,10 @@ async def insert_task(
         source_message_id=source_message.id if source_message else None,
         origin_message_id=origin_message_id,
     )
-    await _execute(tx, insert(Task).values(_columns(task)))
+    await _execute(tx, insert(TASKS).values(_columns(task)))
     if source_message is not None:
         await _execute(
-            tx, update(Message).where(col(Message.id) == source_message.id).values(task_id=task.id)
+            tx, update(MESSAGES).where(MESSAGES.c.id == source_message.id).values(task_id=task.id)
         )
         _assign(source_message, {"task_id": task.id})
         refresh_pending(tx, "message", source_message)
@@ -346,7 +352,7 @@ def _status_values(
 def _task_update(task: Task, values: dict[str, Any]) -> Any:
     """The UPDATE of a task this transaction holds, and the row object set to match."""
     _assign(task, values)
-    return update(Task).where(col(Task.id) == task.id).values(values)
+    return update(TASKS).where(TASKS.c.id == task.id).values(values)
 
 
 def _task_updated(tx: AsyncSession, room: Chatroom, task: Task) -> Task:
@@ -379,9 +385,9 @@ async def activate_or_queue(tx: AsyncSession, room: Chatroom, task: Task) -> Tas
 
 def _oldest_queued(room: Chatroom) -> Any:
     return (
-        core_select(col(Task.id))
-        .where(col(Task.chatroom_id) == room.id, col(Task.status) == TaskStatus.QUEUED)
-        .order_by(col(Task.queue_position))
+        core_select(TASKS.c.id)
+        .where(TASKS.c.chatroom_id == room.id, TASKS.c.status == TaskStatus.QUEUED.value)
+        .order_by(TASKS.c.queue_position)
         .limit(1)
         .correlate(None)  # its own scan of tasks, also inside an UPDATE of tasks
     )
@@ -433,7 +439,7 @@ async def classify_origin(
     """classifyTask's writes, one statement: the chain's origin message classified and the
     holder's task's lease renewed; the room remembers the origin (for the next follow-up)."""
     set_room(tx, room, "last_origin_message_id", origin.id)
-    message = update(Message).where(col(Message.id) == origin.id).values(values)
+    message = update(MESSAGES).where(MESSAGES.c.id == origin.id).values(values)
     _assign(origin, values)
     await _together(
         tx, [message.cte("m"), _task_update(task, {"lease_expires_at": lease}).cte("t")], {}
@@ -489,8 +495,8 @@ async def post(
         origin_message_id=message_id,
     )
     task.id = task_id
-    inserts = insert(Message).values(_columns(message)).cte("m")
-    await _execute(tx, insert(Task).values(_columns(task)).add_cte(inserts))
+    inserts = insert(MESSAGES).values(_columns(message)).cte("m")
+    await _execute(tx, insert(TASKS).values(_columns(task)).add_cte(inserts))
     append_event(tx, room, EventKind.MESSAGE_CREATED, {"message": snapshot(message)})
     return message, _task_created(tx, room, task)
 
@@ -518,10 +524,10 @@ async def start_task(
     returning = {"p": _participant_update(room, role, ParticipantStatus.ACTIVE, now).cte("p")}
     if task.source_message_id is not None:
         returning["m"] = (
-            update(Message)
-            .where(col(Message.id) == task.source_message_id)
+            update(MESSAGES)
+            .where(MESSAGES.c.id == task.source_message_id)
             .values(claimed_by_role=role)
-            .returning(*Message.__table__.columns)  # type: ignore[attr-defined]
+            .returning(*MESSAGES.columns)
             .cte("m")
         )
     found = await _together(tx, writes, returning)
@@ -557,7 +563,7 @@ async def pass_baton(
     task and the promotion read from it): the room has one active task at a time."""
     now = utcnow()
     done = _task_update(task, _status_values(tx, room, TaskStatus.COMPLETED, now))
-    done_cte = done.returning(col(Task.id)).cte("done")
+    done_cte = done.returning(TASKS.c.id).cte("done")
     new_task: Task | None = None
     new_id = None if to_user else uuid.uuid4()
     message = _new_message(
@@ -570,7 +576,7 @@ async def pass_baton(
         task_id=new_id,
     )
     message.id = uuid.uuid4()
-    writes: list[Any] = [done_cte, insert(Message).values(_columns(message)).cte("m")]
+    writes: list[Any] = [done_cte, insert(MESSAGES).values(_columns(message)).cte("m")]
     returning: dict[str, Any] = {}
     if not to_user:
         new_task = _new_task(
@@ -585,19 +591,18 @@ async def pass_baton(
         )
         new_task.id = new_id  # type: ignore[assignment]
         values = _columns(new_task)
-        table = Task.__table__  # type: ignore[attr-defined]
-        row = core_select(*[literal(v, table.c[k].type).label(k) for k, v in values.items()])
-        writes.append(insert(Task).from_select(list(values), row.select_from(done_cte)).cte("t"))
+        row = core_select(*[literal(v, TASKS.c[k].type).label(k) for k, v in values.items()])
+        writes.append(insert(TASKS).from_select(list(values), row.select_from(done_cte)).cte("t"))
     else:
         promote = _status_values(tx, room, TaskStatus.PENDING, now)
         returning["q"] = (
-            update(Task)
+            update(TASKS)
             .where(
-                col(Task.id) == _oldest_queued(room).scalar_subquery(),
+                TASKS.c.id == _oldest_queued(room).scalar_subquery(),
                 exists(core_select(done_cte.c.id)),
             )
             .values(promote)
-            .returning(*Task.__table__.columns)  # type: ignore[attr-defined]
+            .returning(*TASKS.columns)
             .cte("q")
         )
     returning["p"] = _participant_update(room, sender, ParticipantStatus.WAITING, None).cte("p")

@@ -77,6 +77,20 @@ def visible_to(
     )
 
 
+async def role_in(tx: AsyncSession, caller: Caller, room_id: uuid.UUID, owner_id: uuid.UUID) -> str:
+    """What the caller is in a room it can see: "owner", or its member role ("member",
+    "viewer"). An agent token is what the person who minted it is."""
+    if caller.user_id == owner_id:
+        return "owner"
+    query = select(RoomMember.role).where(
+        RoomMember.chatroom_id == room_id, RoomMember.user_id == caller.user_id
+    )
+    role = (await tx.exec(query)).first()
+    # Seeing the room at all means owner or member; a row gone meanwhile reads as a viewer's
+    # (the least a client may then offer).
+    return str(role) if role is not None else MemberRole.VIEWER.value
+
+
 async def _is_viewer(tx: AsyncSession, caller: Caller, room_id: uuid.UUID) -> bool:
     query = select(RoomMember.id).where(
         RoomMember.chatroom_id == room_id,

@@ -13,7 +13,7 @@ import strawberry
 from sqlmodel import SQLModel
 
 from chatroom.db import models
-from chatroom.resolvers import delivery, handoffs
+from chatroom.resolvers import access, delivery, handoffs
 from chatroom.resolvers.teams import TeamTemplate
 from chatroom.schema.context import AppInfo
 from chatroom.schema.session import in_read
@@ -196,6 +196,13 @@ class Task:
         )
 
 
+@strawberry.enum(description="What a person is in a room.")
+class RoomRole(StrEnum):
+    OWNER = "owner"
+    MEMBER = "member"
+    VIEWER = "viewer"
+
+
 @strawberry.type
 class Chatroom:
     id: strawberry.ID
@@ -209,6 +216,16 @@ class Chatroom:
     created_at: datetime
     updated_at: datetime
     last_origin_message_id: strawberry.Private[uuid.UUID | None]
+    owner_id: strawberry.Private[uuid.UUID]
+
+    @strawberry.field(
+        description="What you are in this room: its OWNER, a MEMBER (steers the work) or a "
+        "VIEWER (reads only). Renaming, completing and managing people are the owner's."
+    )
+    async def my_role(self, info: AppInfo) -> RoomRole:
+        room_id = uuid.UUID(self.id)
+        role = await in_read(info, lambda tx, c: access.role_in(tx, c, room_id, self.owner_id))
+        return RoomRole(role)
 
     @strawberry.field(
         description="The newest classified user request: the one a follow_up would follow."
@@ -236,6 +253,7 @@ class Chatroom:
             created_at=row.created_at,
             updated_at=row.updated_at,
             last_origin_message_id=row.last_origin_message_id,
+            owner_id=row.owner_id,
         )
 
 

@@ -216,3 +216,38 @@ async def test_a_demoted_member_keeps_reading_but_stops_waiting(start_server, db
             kind, seq = event["kind"], event["seq"]
     refused = await post_graphql(server, SEND, {"r": room}, token=member)
     assert code_of(refused) == "FORBIDDEN"
+
+
+MY_ROLE = "query($r: ID!) { chatroom(id: $r) { myRole } chatrooms { id myRole } }"
+AGENT_TOKEN = """mutation($r: ID!) {
+  createAgentToken(chatroomId: $r, role: "builder") { token } }"""
+
+
+async def test_my_role_says_what_each_caller_is(start_server, db_url) -> None:
+    """Chatroom.myRole: clients show the owner's controls (rename, complete, people) only to
+    the owner; an agent token is what the person who minted it is."""
+    server = await start_server(db_url)
+    owner, _ = await guest(server, "owner")
+    member, member_id = await guest(server, "member")
+    viewer, _ = await guest(server, "viewer")
+    room = (await post_graphql(server, ROOM, token=owner))["data"]["createChatroom"]["id"]
+    for token, role in ((member, "MEMBER"), (viewer, "VIEWER")):
+        made = await post_graphql(server, INVITE, {"r": room, "role": role}, token=owner)
+        code = made["data"]["createRoomInvite"]["code"]
+        assert "errors" not in await post_graphql(server, ACCEPT, {"c": code}, token=token)
+    agent = (await post_graphql(server, AGENT_TOKEN, {"r": room}, token=member))["data"]
+    for token, expected in (
+        (owner, "OWNER"),
+        (member, "MEMBER"),
+        (viewer, "VIEWER"),
+        (agent["createAgentToken"]["token"], "MEMBER"),
+    ):
+        data = (await post_graphql(server, MY_ROLE, {"r": room}, token=token))["data"]
+        assert data["chatroom"]["myRole"] == expected
+        assert data["chatrooms"] == [{"id": room, "myRole": expected}]
+    demoted = await post_graphql(
+        server, SET_ROLE, {"r": room, "u": member_id, "role": "VIEWER"}, token=owner
+    )
+    assert "errors" not in demoted
+    data = (await post_graphql(server, MY_ROLE, {"r": room}, token=member))["data"]
+    assert data["chatroom"]["myRole"] == "VIEWER"

@@ -279,6 +279,10 @@ async def test_members_invites_and_the_read_only_viewer(
         await expect(member_page.locator(".invite-form")).to_have_count(0)  # owner only
         await member_page.get_by_role("link", name="Back to my rooms").click()
         await expect(member_page.locator(".room-card")).to_contain_text("Shared room")
+        # Completing the room is the owner's: its card offers it to the owner only (myRole).
+        await expect(
+            member_page.get_by_role("button", name="Mark room Shared room complete")
+        ).to_have_count(0)
         # The link was for one use: a second person is refused.
         async with other_person(browser) as late_page:
             await late_page.goto(member_link)

@@ -150,7 +150,8 @@ export function roomsView(main, { navigate }) {
   function card(room) {
     const completed = room.status === "COMPLETED";
     const actions = h("div", { class: "card-actions" });
-    if (!completed) {
+    // Completing a room is its owner's (members steer the work, not the room).
+    if (!completed && room.myRole === "OWNER") {
       const button = h("button", {
         type: "button",
         class: "btn btn-small",

@@ -170,6 +170,15 @@ def other_targets(team: Team, role: str, chain: Chain, options: list[Choice]) ->
     return [t for t in targets(team, role, kind, reviewed) if t not in shown]
 
 
+def by_target(options: list[Choice]) -> dict[str, list[str]]:
+    """The distinct handoff targets of `options`, in order, each with the kinds that lead to it
+    (one heredoc per target: two kinds that go to the same role share it)."""
+    groups: dict[str, list[str]] = {}
+    for c in options:
+        groups.setdefault(c.target, []).append(c.kind or "")
+    return groups
+
+
 def handoff_lines(commands: Commands, room_id: str, role: str, target: str) -> list[str]:
     return [commands.complete(room_id, role, target), PLACEHOLDER, TERMINATOR]
 
@@ -251,15 +260,12 @@ def delivery_text(
         f"{BODY_ONLY} Replace the middle line with your message, any number of lines; the "
         f"last line is exactly {TERMINATOR}, alone at column 0."
     )
-    shown: list[str] = []
-    for c in options:
-        if c.target in shown:
-            continue
+    groups = by_target(options)
+    for target, kinds in groups.items():
         if undecided:
-            kinds = [o.kind or "" for o in options if o.target == c.target]
             out.append(f"For {' or '.join(kinds)}:")
-        out += handoff_lines(commands, rid, role, c.target)
-        shown.append(c.target)
+        out += handoff_lines(commands, rid, role, target)
+    shown = list(groups)
     out += [
         f"{step + 1}. Right after the handoff, run this in the foreground; it blocks until your "
         "next task:",

@@ -11,7 +11,7 @@ from mcp.types import CallToolResult, TextContent
 
 from chatroom.cli.errors import CliError
 from chatroom.cli.live import Outcome
-from chatroom.cli.render import Chain, choices, other_targets
+from chatroom.cli.render import Chain, by_target, choices, other_targets
 from chatroom.guidance import KINDS, Team
 
 P = ParamSpec("P")
@@ -63,7 +63,7 @@ def next_steps(team: Team, role: str, delivery: dict[str, Any], chain: Chain) ->
     one the server accepts at that moment. While the user's request is unclassified there is
     no single default: each classification names its own handoff."""
     options = choices(team, role, delivery, chain)
-    shown = list(dict.fromkeys(c.target for c in options))
+    shown = list(by_target(options))
     allowed = shown + other_targets(team, role, chain, options)
     if options[0].kind is not None:
         by_kind = {c.kind or "": c.target for c in options}

@@ -13,20 +13,17 @@ from __future__ import annotations
 from typing import Any
 
 from chatroom.agent_commands import TERMINATOR, Commands, q
-from chatroom.cli.message_input import PLACEHOLDER
 from chatroom.cli.render import (
     Chain,
     boundary,
+    by_target,
     choices,
+    handoff_lines,
     other_targets,
     sender_of,
     visible,
 )
 from chatroom.guidance import BODY_ONLY, KINDS, Team
-
-
-def handoff_block(commands: Commands, room_id: str, role: str, target: str) -> list[str]:
-    return [commands.complete(room_id, role, target), PLACEHOLDER, TERMINATOR]
 
 
 def task_prompt(
@@ -77,18 +74,14 @@ def task_prompt(
             f"({options[0].route.reason}) with this one shell command. {BODY_ONLY} Replace the "
             f"middle line with your message; the last line is exactly {TERMINATOR}."
         )
-    shown: list[str] = []
-    for c in options:
-        if c.target in shown:
-            continue
+    for target, kinds in by_target(options).items():
         if undecided:
-            out.append(f"For {' or '.join(o.kind or '' for o in options if o.target == c.target)}:")
-        out += handoff_block(commands, room_id, role, c.target)
-        shown.append(c.target)
+            out.append(f"For {' or '.join(kinds)}:")
+        out += handoff_lines(commands, room_id, role, target)
     for other in other_targets(team, role, chain, options):
         out += [
             f"Or, to hand off to {q(other)} instead:",
-            *handoff_block(commands, room_id, role, other),
+            *handoff_lines(commands, room_id, role, other),
         ]
     out.append(
         f"{step + 1}. After the handoff, end your turn. Do not run `chatroom wait-for-message`: "
@@ -121,10 +114,7 @@ def nudge(
             f"{q(c.target)}"
             for c in options
         ]
-    shown: list[str] = []
-    for c in options:
-        if c.target not in shown:
-            lines += handoff_block(commands, team.room_id, role, c.target)
-            shown.append(c.target)
+    for target in by_target(options):
+        lines += handoff_lines(commands, team.room_id, role, target)
     lines.append("Then end your turn.")
     return "\n".join(lines)

@@ -14,9 +14,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from chatroom.cli import _fast
+from chatroom.cli import startup_shims
 
-_fast.install()
+startup_shims.install()
 
 import typer  # noqa: E402 - after the start-up patches
 

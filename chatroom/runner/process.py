@@ -2,7 +2,8 @@
 line, ended gracefully (SIGTERM to its process group, then SIGKILL) on a stop or a time limit.
 
 The process gets its own process group, so a stop reaches the shell commands the agent started
-as well; and it is told to die with the runner (PR_SET_PDEATHSIG), so a runner killed with
+as well; and it is told to die with the runner (PR_SET_PDEATHSIG, set by
+chatroom/runner/parent_guard.py, which execs the harness in place), so a runner killed with
 SIGKILL does not leave an agent working a task that the next runner will resume.
 """
 
@@ -10,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
+import shutil
 import signal
 import sys
 from collections import deque
@@ -23,7 +24,6 @@ from chatroom.runner.harnesses import Invocation
 
 TAIL_LINES = 15
 STOP_GRACE_SECONDS = 10.0
-PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ class Exit:
         return f"it exited with code {self.code}"
 
 
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def guarded(argv: list[str]) -> list[str]:
+    """`argv` run through the parent guard, where the platform has a parent-death signal."""
+    if not sys.platform.startswith("linux"):
+        return argv
+    return [sys.executable, "-m", "chatroom.runner.parent_guard", str(os.getpid()), *argv]
 
 
 class HarnessProcess:
@@ -71,9 +71,13 @@ class HarnessProcess:
         self._stopping = False
 
     async def run(self, limit: float | None) -> Exit:
+        program = self.invocation.argv[0]
+        if shutil.which(program, path=self.env.get("PATH", os.defpath)) is None:
+            # Found here, not by the guard, so the slot hears "could not be started", not a code.
+            return Exit(None, False, False, [], f"it could not be started ({program}: not found)")
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *self.invocation.argv,
+                *guarded(list(self.invocation.argv)),
                 stdin=asyncio.subprocess.PIPE
                 if self.invocation.stdin is not None
                 else asyncio.subprocess.DEVNULL,
@@ -82,7 +86,6 @@ class HarnessProcess:
                 cwd=self.cwd,
                 env=self.env,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as exc:
             reason = f"it could not be started ({self.invocation.argv[0]}: {exc.strerror})"

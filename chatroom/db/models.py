@@ -88,6 +88,7 @@ class EventKind(StrEnum):
     TASK_UPDATED = "task_updated"
     PARTICIPANT_UPDATED = "participant_updated"
     ROOM_UPDATED = "room_updated"
+    AGENT_UPDATED = "agent_updated"
 
 
 def _in_check(column: str, enum: type[StrEnum], name: str) -> CheckConstraint:
@@ -384,3 +385,94 @@ class SignInThrottle(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=200)
     failures: int = Field(default=0)
     window_started_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+
+
+class Harness(StrEnum):
+    """The agent CLIs a slot can run (chatroom/runner/harnesses)."""
+
+    CLAUDE = "claude"
+    CODEX = "codex"
+    OPENCODE = "opencode"
+    COMMAND = "command"
+
+
+class AgentDesiredState(StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"
+
+
+class AgentState(StrEnum):
+    """What a slot's daemon last reported."""
+
+    STARTING = "starting"
+    WAITING = "waiting"
+    WORKING = "working"
+    BACKOFF = "backoff"
+    NEEDS_ATTENTION = "needs_attention"
+    CIRCUIT_OPEN = "circuit_open"
+    SUPERSEDED = "superseded"
+    STOPPED = "stopped"
+
+
+MAX_ACTIVITY_CHARS = 200
+MAX_LAST_ERROR_CHARS = 2000
+
+
+class Machine(SQLModel, table=True):
+    """A computer where agents run (SPEC §10), its owner's alone. `daemon_id` is the daemon
+    process that registered last (a new random id each start)."""
+
+    __tablename__ = "machines"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    owner_id: uuid.UUID = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=100)
+    # [{"name": "claude", "version": "2.0.1"}, ...]: what the daemon found on its PATH.
+    harnesses: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    daemon_id: uuid.UUID | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+
+
+class AgentSlot(SQLModel, table=True):
+    """(room, role) -> machine and how to run the role's agent there, what is desired and what
+    the serving daemon last reported. One per (room, role), whatever the code does."""
+
+    __tablename__ = "agent_slots"
+    __table_args__ = (
+        UniqueConstraint("chatroom_id", "role"),
+        _in_check("harness", Harness, "harness"),
+        _in_check("desired_state", AgentDesiredState, "desired_state"),
+        _in_check("state", AgentState, "state"),
+        CheckConstraint("generation >= 1", name="generation_positive"),
+        CheckConstraint("task_timeout_seconds > 0", name="task_timeout_positive"),
+        CheckConstraint(
+            f"char_length(last_error) <= {MAX_LAST_ERROR_CHARS}", name="last_error_length"
+        ),
+    )
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    chatroom_id: uuid.UUID = Field(foreign_key="chatrooms.id", ondelete="CASCADE")
+    role: str = Field(max_length=32)
+    machine_id: uuid.UUID = Field(foreign_key="machines.id", index=True, ondelete="CASCADE")
+    harness: str = Field(max_length=16)
+    workdir: str = Field(sa_type=Text)
+    model: str | None = Field(default=None, max_length=100)
+    command: str | None = Field(default=None, sa_type=Text)
+    fresh_session: bool = Field(default=False)
+    task_timeout_seconds: int | None = Field(default=None)
+    desired_state: str = Field(default=AgentDesiredState.RUNNING.value, max_length=16)
+    # Bumped when the daemon must (re)start the slot: a restart, a changed config, a start
+    # after a stop.
+    generation: int = Field(default=1)
+    state: str = Field(default=AgentState.STOPPED.value, max_length=16)
+    activity: str | None = Field(default=None, max_length=MAX_ACTIVITY_CHARS)
+    last_error: str | None = Field(default=None, sa_type=Text)
+    task_id: uuid.UUID | None = Field(default=None)
+    # The daemon that claimed the slot last (newest claim wins), and its per-slot token.
+    daemon_id: uuid.UUID | None = Field(default=None)
+    token_session_id: uuid.UUID | None = Field(
+        default=None, foreign_key="sessions.id", ondelete="SET NULL"
+    )
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=TZ)
+    reported_at: datetime | None = Field(default=None, sa_type=TZ)

@@ -10,18 +10,11 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from tests.api.common import (
-    Api,
-    client,
-    concurrently,
-    db_event_seqs,
-    db_messages,
-    db_participants,
-    db_tasks,
-    new_token,
-)
-from tests.support import dbutil
+from tests.api.common import concurrently
+from tests.support import dbutil, documents
+from tests.support.api import Api, connect, new_token
 from tests.support.pg import PgDatabase
+from tests.support.room_rows import db_event_seqs, db_messages, db_statuses, db_tasks
 from tests.support.server import LiveServer
 
 CLAIMERS = 50
@@ -38,7 +31,7 @@ async def test_exactly_one_of_many_concurrent_claims_wins(
     live_server: LiveServer, module_db: PgDatabase
 ) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="claim race"))["id"]
         for round_no in range(ROUNDS):
             task = (await api.send(rid, f"request {round_no}"))["task"]
@@ -67,7 +60,7 @@ async def test_exactly_one_of_many_concurrent_claims_wins(
             assert [(str(r["id"]), r["status"], r["attempt"]) for r in active] == [
                 (task["id"], "in_progress", 1)
             ]
-            participants = await db_participants(module_db.url, rid)
+            participants = await db_statuses(module_db.url, rid)
             assert list(participants.values()).count("active") == 1
             assert participants["builder"] == "active"
             claimed = await dbutil.fetchval(
@@ -88,7 +81,7 @@ async def test_exactly_one_of_many_concurrent_handoffs_wins(
     live_server: LiveServer, module_db: PgDatabase
 ) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="handoff race"))["id"]
         sent, claimed = await api.request_and_claim(rid, "build it")
         tasks_before = len(await db_tasks(module_db.url, rid))
@@ -116,14 +109,14 @@ async def test_exactly_one_of_many_concurrent_handoffs_wins(
     assert sorted(r["status"] for r in rows) == ["completed", "pending"]
     new = [r for r in rows if r["status"] == "pending"]
     assert [(str(r["id"]), r["assigned_to"]) for r in new] == [(won["newTask"]["id"], "reviewer")]
-    assert (await db_participants(module_db.url, rid))["builder"] == "waiting"
+    assert (await db_statuses(module_db.url, rid))["builder"] == "waiting"
 
 
 async def test_concurrent_user_messages_queue_without_gaps(
     live_server: LiveServer, module_db: PgDatabase
 ) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="message race"))["id"]
 
         async def send(c: Api, i: int) -> dict:
@@ -164,7 +157,7 @@ async def test_handoff_to_user_racing_user_messages_never_loses_the_baton(
     one task ends up pending, and it is the earliest of the new requests (queue order is
     arrival order, whether a request queued before the handoff or arrived after it)."""
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="mixed race"))["id"]
         first, claimed = await api.request_and_claim(rid, "the running request")
 
@@ -202,8 +195,7 @@ async def _room_with_tasks(api: Api, *, pending: bool, backlog: int) -> tuple[st
     ids = []
     for n in range(backlog):
         data = await api.execute(
-            "mutation($i: AddBacklogTaskInput!) { addBacklogTask(input: $i) { id } }",
-            i={"chatroomId": rid, "content": f"backlog {n}"},
+            documents.ADD_BACKLOG, input={"chatroomId": rid, "content": f"backlog {n}"}
         )
         ids.append(data["addBacklogTask"]["id"])
     return rid, ids
@@ -219,7 +211,7 @@ async def test_database_refuses_a_second_active_task(
     live_server: LiveServer, module_db: PgDatabase
 ) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid, (backlog_id,) = await _room_with_tasks(api, pending=True, backlog=1)
     room = uuid.UUID(rid)
     conn = await asyncpg.connect(module_db.dsn)
@@ -249,7 +241,7 @@ async def test_two_concurrent_transactions_cannot_both_take_the_baton(
     live_server: LiveServer, module_db: PgDatabase, how: str
 ) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid, backlog_ids = await _room_with_tasks(api, pending=False, backlog=2)
     room = uuid.UUID(rid)
     conns = [await asyncpg.connect(module_db.dsn) for _ in range(2)]

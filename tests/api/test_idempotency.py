@@ -7,17 +7,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from tests.api.common import (
-    Api,
-    client,
-    concurrently,
-    db_room_state,
-    db_tasks,
-    new_user,
-)
-from tests.support import dbutil
+from tests.api.common import concurrently
+from tests.support import dbutil, documents
+from tests.support.api import Api, connect, new_user
 from tests.support.gql_client import expect_error
 from tests.support.pg import PgDatabase
+from tests.support.room_rows import db_room_state, db_tasks
 from tests.support.server import LiveServer
 
 CONCURRENT = 10
@@ -61,7 +56,7 @@ async def room_state(api: Api, url: str, rid: str) -> dict[str, Any]:
 async def test_create_chatroom_key(live_server: LiveServer, module_db: PgDatabase) -> None:
     token, user = await new_user(live_server)
     url = module_db.url
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         first = await api.create_room(name="keyed room", idempotencyKey="room-1")
         again = await api.create_room(name="keyed room", idempotencyKey="room-1")
         assert again == first
@@ -101,7 +96,7 @@ async def test_create_chatroom_key(live_server: LiveServer, module_db: PgDatabas
 async def test_keys_belong_to_their_user(live_server: LiveServer, module_db: PgDatabase) -> None:
     token_a, user_a = await new_user(live_server, "a")
     token_b, user_b = await new_user(live_server, "b")
-    async with client(live_server, token_a) as a, client(live_server, token_b) as b:
+    async with connect(live_server, token_a) as a, connect(live_server, token_b) as b:
         room_a = await a.create_room(name="shared key", idempotencyKey="same-key")
         room_b = await b.create_room(name="shared key", idempotencyKey="same-key")
     assert room_a["id"] != room_b["id"]
@@ -115,7 +110,7 @@ async def test_keys_belong_to_their_user(live_server: LiveServer, module_db: PgD
 async def test_send_message_key(live_server: LiveServer, module_db: PgDatabase) -> None:
     token, user = await new_user(live_server)
     url = module_db.url
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="keyed messages"))["id"]
         first = await api.send(rid, "do the thing", idempotencyKey="msg-1")
         state = await room_state(api, url, rid)
@@ -161,7 +156,7 @@ async def test_send_message_key(live_server: LiveServer, module_db: PgDatabase) 
 async def test_send_handoff_key(live_server: LiveServer, module_db: PgDatabase) -> None:
     token, user = await new_user(live_server)
     url = module_db.url
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="keyed handoffs"))["id"]
         await api.request_and_claim(rid, "build it")
         first = await api.handoff(rid, "builder", "reviewer", "built", idempotencyKey="h-1")
@@ -211,7 +206,7 @@ async def test_refused_handoff_does_not_consume_its_key(
 ) -> None:
     token, user = await new_user(live_server)
     url = module_db.url
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="refused then fixed"))["id"]
         await api.request_and_claim(rid, "new feature")
         await api.classify(rid, "builder", "NEW_FEATURE")
@@ -247,9 +242,7 @@ async def test_refused_handoff_does_not_consume_its_key(
 
         # Same for sendMessage: refused in a completed room, the key stays free.
         done_room = (await api.create_room(name="completed"))["id"]
-        await api.execute(
-            "mutation($c: ID!) { completeChatroom(chatroomId: $c) { id } }", c=done_room
-        )
+        await api.execute(documents.COMPLETE_ROOM, c=done_room)
         code, _ = await expect_error(api.send(done_room, "late", idempotencyKey="late-1"))
         assert code == "CONFLICT"
         assert await records(url, user, "sendMessage", "late-1") == []
@@ -263,7 +256,7 @@ async def test_refused_handoff_does_not_consume_its_key(
 async def test_claim_task_key(live_server: LiveServer, module_db: PgDatabase) -> None:
     token, _user = await new_user(live_server)
     url = module_db.url
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="keyed claims"))["id"]
         task = (await api.send(rid, "claim me"))["task"]
         first = await api.claim(rid, task["id"], "builder", idempotencyKey="c-1")
@@ -305,7 +298,7 @@ async def test_claim_task_key(live_server: LiveServer, module_db: PgDatabase) ->
 async def test_claim_task_key_concurrently(live_server: LiveServer, module_db: PgDatabase) -> None:
     token, user = await new_user(live_server)
     url = module_db.url
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="concurrent keyed claims"))["id"]
         task = (await api.send(rid, "claim me"))["task"]
 
@@ -323,7 +316,7 @@ async def test_claim_task_key_concurrently(live_server: LiveServer, module_db: P
     assert len(await records(url, user, "claimTask", "cc-same")) == 1
 
     # Ten processes, ten keys: one winner; each retry gets its own first answer back.
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         await api.handoff(rid, "builder", "user", "answered")
         task = (await api.send(rid, "claim me too"))["task"]
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.api.common import (
-    Api,
-    client,
-    db_participants,
-    db_room_state,
-    db_tasks,
-    new_token,
-)
 from tests.support import dbutil
+from tests.support.api import Api, connect, new_token
+from tests.support.documents import (
+    ADD_BACKLOG,
+    CANCEL,
+    COMPLETE,
+    COMPLETE_ROOM,
+    MOVE,
+    UPDATE,
+    cli_operation,
+)
 from tests.support.gql_client import expect_error
 from tests.support.pg import PgDatabase
+from tests.support.room_rows import db_room_state, db_statuses, db_tasks
 from tests.support.server import LiveServer
 
 CONTEXT_LIMIT = 100  # messages after the origin that a context window keeps
@@ -24,23 +27,7 @@ CONTEXT = (
     " originMessage { id seq } messages { id seq type senderRole content }"
     " task { id status assignedTo } classification truncated } }"
 )
-PROMPT = (
-    "query($c: ID!, $r: String!) { rolePrompt(chatroomId: $c, role: $r) {"
-    " role prompt allowedTargets defaultTarget } }"
-)
-BACKLOG = (
-    "mutation($i: AddBacklogTaskInput!) { addBacklogTask(input: $i) {"
-    " id status content createdBy queuePosition } }"
-)
-UPDATE = "mutation($i: UpdateTaskInput!) { updateTask(input: $i) { id status content } }"
-MOVE = "mutation($i: TaskRefInput!) { moveTaskToQueue(input: $i) { id status queuePosition } }"
-CANCEL = "mutation($i: TaskRefInput!) { cancelTask(input: $i) { id status completedAt } }"
-COMPLETE = "mutation($i: CompleteTaskInput!) { completeTask(input: $i) { id status completedAt } }"
-INTERRUPT = (
-    "mutation($c: ID!) { interruptChatroom(chatroomId: $c) {"
-    " id status participants { role status } } }"
-)
-COMPLETE_ROOM = "mutation($c: ID!) { completeChatroom(chatroomId: $c) { id status } }"
+PROMPT = cli_operation("RolePrompt")
 
 
 def ids(tasks: list[dict[str, Any]]) -> list[str]:
@@ -59,7 +46,7 @@ async def api_state(api: Api, room_id: str) -> dict[str, Any]:
 
 async def test_pair_flow_end_to_end(live_server: LiveServer, module_db: PgDatabase) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         room = await api.create_room(name="pair flow")
         rid = room["id"]
         assert (room["teamId"], room["teamRoles"], room["entryPoint"]) == (
@@ -163,7 +150,7 @@ async def test_pair_flow_end_to_end(live_server: LiveServer, module_db: PgDataba
 
     rows = await db_tasks(module_db.url, rid)
     assert sorted(r["status"] for r in rows) == ["completed", "completed", "pending"]
-    assert await db_participants(module_db.url, rid) == {
+    assert await db_statuses(module_db.url, rid) == {
         "builder": "waiting",
         "reviewer": "waiting",
     }
@@ -171,7 +158,7 @@ async def test_pair_flow_end_to_end(live_server: LiveServer, module_db: PgDataba
 
 async def test_squad_new_feature_goes_through_review(live_server: LiveServer) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         room = await api.create_room(teamId="squad", name="squad")
         rid = room["id"]
         assert room["entryPoint"] == "manager"
@@ -210,7 +197,7 @@ async def _finish_chain_via_review(api: Api, rid: str) -> None:
 
 async def test_follow_up_inherits_the_chain_rule(live_server: LiveServer) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="follow ups"))["id"]
 
         # Chain 1: a new feature, reviewed.
@@ -259,7 +246,7 @@ async def test_follow_up_without_an_earlier_chain_is_bad_input(
     live_server: LiveServer, module_db: PgDatabase
 ) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="no earlier chain"))["id"]
         sent, _ = await api.request_and_claim(rid, "Continue what we did")
         before = await db_room_state(module_db.url, rid)
@@ -279,29 +266,33 @@ async def test_follow_up_without_an_earlier_chain_is_bad_input(
 
 async def test_backlog_operations(live_server: LiveServer, module_db: PgDatabase) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="backlog"))["id"]
 
         async def backlog(content: str) -> dict[str, Any]:
-            return (await api.execute(BACKLOG, i={"chatroomId": rid, "content": content}))[
+            return (await api.execute(ADD_BACKLOG, input={"chatroomId": rid, "content": content}))[
                 "addBacklogTask"
             ]
 
         async def move(tid: str) -> dict[str, Any]:
-            return (await api.execute(MOVE, i={"chatroomId": rid, "taskId": tid}))[
+            return (await api.execute(MOVE, input={"chatroomId": rid, "taskId": tid}))[
                 "moveTaskToQueue"
             ]
 
         async def cancel(tid: str) -> dict[str, Any]:
-            return (await api.execute(CANCEL, i={"chatroomId": rid, "taskId": tid}))["cancelTask"]
+            return (await api.execute(CANCEL, input={"chatroomId": rid, "taskId": tid}))[
+                "cancelTask"
+            ]
 
         async def complete(tid: str, force: bool = False) -> dict[str, Any]:
-            data = await api.execute(COMPLETE, i={"chatroomId": rid, "taskId": tid, "force": force})
+            data = await api.execute(
+                COMPLETE, input={"chatroomId": rid, "taskId": tid, "force": force}
+            )
             return data["completeTask"]
 
         async def update(tid: str, content: str) -> dict[str, Any]:
             data = await api.execute(
-                UPDATE, i={"chatroomId": rid, "taskId": tid, "content": content}
+                UPDATE, input={"chatroomId": rid, "taskId": tid, "content": content}
             )
             return data["updateTask"]
 
@@ -344,7 +335,7 @@ async def test_backlog_operations(live_server: LiveServer, module_db: PgDatabase
         assert (await complete(a["id"], force=True))["status"] == "COMPLETED"
         assert ids(await api.pending(rid, "builder")) == [b["id"]]
         assert ids(await api.tasks(rid, ["QUEUED"])) == [c["id"]]
-        assert (await db_participants(module_db.url, rid))["builder"] == "idle"
+        assert (await db_statuses(module_db.url, rid))["builder"] == "idle"
 
         # Completing queued work needs no force and does not touch the baton.
         assert (await complete(c["id"]))["status"] == "COMPLETED"
@@ -383,7 +374,7 @@ async def test_interrupt_returns_the_task_and_idles_everyone(
     live_server: LiveServer, module_db: PgDatabase
 ) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="interrupt"))["id"]
         sent, _ = await api.request_and_claim(rid, "Long job")
         queued = (await api.send(rid, "next job"))["task"]
@@ -391,12 +382,12 @@ async def test_interrupt_returns_the_task_and_idles_everyone(
             'mutation($c: ID!) { joinChatroom(chatroomId: $c, role: "reviewer") { status } }',
             c=rid,
         )
-        assert (await db_participants(module_db.url, rid)) == {
+        assert (await db_statuses(module_db.url, rid)) == {
             "builder": "active",
             "reviewer": "waiting",
         }
 
-        room = (await api.execute(INTERRUPT, c=rid))["interruptChatroom"]
+        room = await api.interrupt(rid)
         assert {p["status"] for p in room["participants"]} == {"IDLE"}
         active = await api.tasks(rid, ["PENDING", "IN_PROGRESS"])
         assert [(t["id"], t["status"], t["assignedTo"]) for t in active] == [
@@ -405,7 +396,7 @@ async def test_interrupt_returns_the_task_and_idles_everyone(
         assert ids(await api.tasks(rid, ["QUEUED"])) == [queued["id"]]
         last = (await api.messages(rid, last=1))["edges"][0]["node"]
         assert (last["type"], last["senderRole"]) == ("INTERRUPT", "user")
-        assert await db_participants(module_db.url, rid) == {"builder": "idle", "reviewer": "idle"}
+        assert await db_statuses(module_db.url, rid) == {"builder": "idle", "reviewer": "idle"}
 
         # The interrupted holder no longer holds it: a stale handoff is refused.
         code, message = await expect_error(api.handoff(rid, "builder", "reviewer", "done"))
@@ -422,7 +413,7 @@ async def test_interrupt_returns_the_task_and_idles_everyone(
 
 async def test_completed_room_takes_no_new_work(live_server: LiveServer) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="to complete"))["id"]
         pending = (await api.send(rid, "one"))["task"]
         queued = (await api.send(rid, "two"))["task"]
@@ -436,7 +427,7 @@ async def test_completed_room_takes_no_new_work(live_server: LiveServer) -> None
         assert code == "CONFLICT"
         assert "completed" in message
         code, _ = await expect_error(
-            api.execute(BACKLOG, i={"chatroomId": rid, "content": "later"})
+            api.execute(ADD_BACKLOG, input={"chatroomId": rid, "content": "later"})
         )
         assert code == "CONFLICT"
         assert await api_state(api, rid) == before
@@ -448,7 +439,7 @@ async def test_completed_room_takes_no_new_work(live_server: LiveServer) -> None
 
 async def test_messages_connection_pages_both_ways(live_server: LiveServer) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="paging"))["id"]
         for n in range(1, 31):
             await api.send(rid, f"message {n}")
@@ -512,7 +503,7 @@ async def test_messages_connection_pages_both_ways(live_server: LiveServer) -> N
 
 async def test_context_window_is_the_current_chain(live_server: LiveServer) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="context"))["id"]
         empty = (await api.execute(CONTEXT, c=rid, r="builder"))["contextWindow"]
         assert empty == {
@@ -569,9 +560,9 @@ async def test_context_window_is_the_current_chain(live_server: LiveServer) -> N
 
 async def test_role_prompt_names_the_allowed_targets(live_server: LiveServer) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         pair = (await api.create_room(name="prompts"))["id"]
-        builder = (await api.execute(PROMPT, c=pair, r="builder"))["rolePrompt"]
+        builder = (await api.execute(PROMPT, chatroomId=pair, role="builder"))["rolePrompt"]
         assert builder["role"] == "builder"
         assert builder["allowedTargets"] == ["reviewer", "user"]
         assert builder["defaultTarget"] == "user"
@@ -580,14 +571,14 @@ async def test_role_prompt_names_the_allowed_targets(live_server: LiveServer) ->
         assert pair in builder["prompt"]
         assert "new_feature" in builder["prompt"]  # the entry point classifies
 
-        reviewer = (await api.execute(PROMPT, c=pair, r="Reviewer"))["rolePrompt"]
+        reviewer = (await api.execute(PROMPT, chatroomId=pair, role="Reviewer"))["rolePrompt"]
         assert reviewer["role"] == "reviewer"
         assert reviewer["allowedTargets"] == ["builder", "user"]
         assert reviewer["defaultTarget"] == "builder"
         assert "You may hand off to: builder, user." in reviewer["prompt"]
 
         squad = (await api.create_room(teamId="squad", name="squad prompts"))["id"]
-        manager = (await api.execute(PROMPT, c=squad, r="manager"))["rolePrompt"]
+        manager = (await api.execute(PROMPT, chatroomId=squad, role="manager"))["rolePrompt"]
         assert manager["allowedTargets"] == [
             "architect",
             "builder",
@@ -599,20 +590,20 @@ async def test_role_prompt_names_the_allowed_targets(live_server: LiveServer) ->
         for target in manager["allowedTargets"]:
             assert target in manager["prompt"]
 
-        code, _ = await expect_error(api.execute(PROMPT, c=pair, r="manager"))
+        code, _ = await expect_error(api.execute(PROMPT, chatroomId=pair, role="manager"))
         assert code == "BAD_USER_INPUT"
 
         # In the duo only the planner reports to the user; the builder answers the planner.
         duo = (await api.create_room(teamId="duo", name="duo prompts"))["id"]
-        planner = (await api.execute(PROMPT, c=duo, r="planner"))["rolePrompt"]
+        planner = (await api.execute(PROMPT, chatroomId=duo, role="planner"))["rolePrompt"]
         assert planner["allowedTargets"] == ["builder", "user"]
         assert planner["defaultTarget"] == "user"
-        duo_builder = (await api.execute(PROMPT, c=duo, r="builder"))["rolePrompt"]
+        duo_builder = (await api.execute(PROMPT, chatroomId=duo, role="builder"))["rolePrompt"]
         assert duo_builder["allowedTargets"] == ["planner"]
         assert duo_builder["defaultTarget"] == "planner"
         assert 'Only "planner" reports to "user".' in duo_builder["prompt"]
         solo = (await api.create_room(teamId="solo", name="solo prompts"))["id"]
-        alone = (await api.execute(PROMPT, c=solo, r="solo"))["rolePrompt"]
+        alone = (await api.execute(PROMPT, chatroomId=solo, role="solo"))["rolePrompt"]
         assert alone["allowedTargets"] == ["user"]
         assert "You may hand off to: user." in alone["prompt"]
         for text in (builder["prompt"], reviewer["prompt"], planner["prompt"], alone["prompt"]):
@@ -628,7 +619,7 @@ TEAMS = "{ teams { id name roles entryPoint } }"
 
 async def test_teams_lists_the_built_in_templates(live_server: LiveServer) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         teams = {t["id"]: t for t in (await api.execute(TEAMS))["teams"]}
     assert list(teams) == ["pair", "squad", "duo", "solo"]
     assert teams["duo"]["roles"] == ["planner", "builder"]
@@ -644,7 +635,7 @@ async def test_context_window_says_whether_the_chain_was_reviewed(
 ) -> None:
     """ContextWindow.reviewed is the server's own rule for a new_feature going to the user."""
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="reviewed"))["id"]
 
         async def reviewed(role: str) -> bool:
@@ -669,7 +660,7 @@ async def test_context_window_says_whether_the_chain_was_reviewed(
 
 async def test_task_counts_follow_every_status(live_server: LiveServer) -> None:
     token = await new_token(live_server)
-    async with client(live_server, token) as api:
+    async with connect(live_server, token) as api:
         rid = (await api.create_room(name="counts"))["id"]
         zero = {
             "pending": 0,
@@ -683,7 +674,7 @@ async def test_task_counts_follow_every_status(live_server: LiveServer) -> None:
         await api.request_and_claim(rid, "first")
         await api.send(rid, "second")
         await api.send(rid, "third")
-        await api.execute(BACKLOG, i={"chatroomId": rid, "content": "someday"})
+        await api.execute(ADD_BACKLOG, input={"chatroomId": rid, "content": "someday"})
         assert await api.counts(rid) == {**zero, "inProgress": 1, "queued": 2, "backlog": 1}
         await api.handoff(rid, "builder", "reviewer", "review")
         assert await api.counts(rid) == {

@@ -27,6 +27,24 @@ NO_PROXY_HTTPX: dict[str, Any] = {"trust_env": False}
 NO_PROXY_WS: dict[str, Any] = {"proxy": None}
 
 
+# The codes SPEC documents for a refused request (extensions.code), and every code a response
+# may carry (the closed list of chatroom/resolvers/errors.py).
+REFUSAL_CODES = frozenset(
+    {
+        "UNAUTHENTICATED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+        "BAD_USER_INPUT",
+        "HANDOFF_NOT_ALLOWED",
+        "NOT_TASK_HOLDER",
+        "TASK_NOT_CLAIMABLE",
+        "CONFLICT",
+        "IDEMPOTENCY_KEY_REUSED",
+    }
+)
+CODES = REFUSAL_CODES | {"RATE_LIMITED", "INTERNAL"}
+
+
 class HasUrls(Protocol):
     """Anything with the two endpoint URLs (``LiveServer`` fits)."""
 
@@ -96,16 +114,19 @@ async def gql_ws(
         yield GqlSession(session, transport)
 
 
+def error_of(exc: TransportQueryError) -> tuple[str | None, str]:
+    """(extensions.code, message) of the first GraphQL error gql raised."""
+    first = (exc.errors or [{}])[0]
+    return (first.get("extensions") or {}).get("code"), str(first.get("message", ""))
+
+
 async def expect_error(aw: Awaitable[Any]) -> tuple[str | None, str]:
     """Await ``aw``, which must fail with a GraphQL error; return (extensions.code, message)."""
     try:
         result = await aw
     except TransportQueryError as exc:
-        errors = exc.errors or []
-        assert errors, f"TransportQueryError without errors: {exc}"
-        first = errors[0]
-        code = (first.get("extensions") or {}).get("code")
-        return code, str(first.get("message", ""))
+        assert exc.errors, f"TransportQueryError without errors: {exc}"
+        return error_of(exc)
     raise AssertionError(f"expected a GraphQL error, got result {result!r}")
 
 

@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Protocol
 
 import httpx
 
@@ -41,6 +42,25 @@ def _bind(port: int) -> socket.socket:
     # algorithm (about 40 ms per request).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+class HasBaseUrl(Protocol):
+    @property
+    def base_url(self) -> str: ...
+
+
+async def healthz(server: HasBaseUrl, limit: float = 5.0) -> tuple[int, dict[str, Any]]:
+    """(HTTP status, JSON body) of the server's /healthz; (0, {}) when nothing answers."""
+    try:
+        async with httpx.AsyncClient(timeout=limit, trust_env=False) as client:
+            resp = await client.get(f"{server.base_url}/healthz")
+    except httpx.TransportError:
+        return 0, {}
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    return resp.status_code, body if isinstance(body, dict) else {}
 
 
 class LiveServer:

@@ -10,15 +10,15 @@ subscribers treat it as a wake-up and re-read the table from their cursor."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from sqlalchemy import insert, literal, select, update
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.models import Chatroom, EventKind, RoomEvent, utcnow
-from chatroom.db.notify import notify, room_payload
+from chatroom.db.notify import NOTIFY_CHANNEL, room_payload
 
 # Tables, not mapped classes: Core statements then skip the ORM's DML plugin.
 EVENTS = RoomEvent.__table__  # type: ignore[attr-defined]
@@ -84,6 +84,34 @@ async def flush_orm(tx: AsyncSession) -> None:
         await tx.flush()
 
 
+# The commit's final statement, one fixed text for any batch: the events, the rooms' counters
+# and the notifications travel as arrays, so the statement is prepared once per connection and
+# never built or compiled again (building it per call, as Core, cost more CPU than the SQL).
+_WRITE_PENDING = """
+WITH events AS (
+    INSERT INTO room_events (chatroom_id, seq, kind, payload, created_at)
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[]::jsonb[],
+                         $5::timestamptz[])
+), rooms AS (
+    UPDATE chatrooms AS room
+       SET last_event_seq = moved.last_event_seq, last_message_seq = moved.last_message_seq,
+           next_queue_position = moved.next_queue_position,
+           last_origin_message_id = moved.last_origin_message_id
+      FROM unnest($6::uuid[], $7::bigint[], $8::int[], $9::int[], $10::uuid[])
+           AS moved (id, last_event_seq, last_message_seq, next_queue_position,
+                     last_origin_message_id)
+     WHERE room.id = moved.id
+)
+SELECT pg_notify($11, payload) FROM unnest($12::text[]) AS payload
+"""
+assert ROOM_COLUMNS == (
+    "last_event_seq",
+    "last_message_seq",
+    "next_queue_position",
+    "last_origin_message_id",
+), "the final statement names these columns in this order"
+
+
 async def write_pending_events(tx: AsyncSession) -> None:
     """Write the queued events, the rooms' counters and the notifications in one statement;
     called by the transaction before commit."""
@@ -92,18 +120,20 @@ async def write_pending_events(tx: AsyncSession) -> None:
     if not pending and not rooms:
         return
     await flush_orm(tx)  # a new room must exist before its events
-    writes = []
-    if pending:
-        writes.append(insert(EVENTS).values(pending).cte("events"))
-    for n, room in enumerate(rooms.values()):
-        columns = {name: getattr(room, name) for name in ROOM_COLUMNS}
-        writes.append(update(ROOMS).where(ROOMS.c.id == room.id).values(columns).cte(f"r{n}"))
     newest: dict[Any, int] = {}
     for event in pending:
         newest[event["chatroom_id"]] = max(event["seq"], newest.get(event["chatroom_id"], 0))
-    notices = [notify(room_payload(room_id, seq)) for room_id, seq in newest.items()]
-    statement = notices[0] if notices else select(literal(1))
-    for extra in notices[1:]:
-        statement = statement.add_columns(*extra.selected_columns)
+    moved = list(rooms.values())
+    parameters = (
+        [e["chatroom_id"] for e in pending],
+        [e["seq"] for e in pending],
+        [e["kind"] for e in pending],
+        [json.dumps(e["payload"]) for e in pending],
+        [e["created_at"] for e in pending],
+        [room.id for room in moved],
+        *([getattr(room, name) for room in moved] for name in ROOM_COLUMNS),
+        NOTIFY_CHANNEL,
+        [room_payload(room_id, seq) for room_id, seq in newest.items()],
+    )
     connection = await tx.connection()
-    await connection.execute(statement.add_cte(*writes))
+    await connection.exec_driver_sql(_WRITE_PENDING, parameters)

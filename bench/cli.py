@@ -32,35 +32,34 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.common import (
     CLAIM_TASK,
-    CREATE_CHATROOM,
-    SEND_HANDOFF,
-    SEND_MESSAGE,
     Client,
     CpuMeter,
     Row,
     Server,
     bench_database,
+    builder_holds,
     database_description,
     database_name,
     format_table,
+    handoff,
     machine,
     median,
+    new_room,
+    participants,
     percentile,
+    until_status,
 )
 
 ONE_SHOT_TARGET_MS = 400.0
 DELIVERY_TARGET_MS = 100.0
 REGISTER_TIMEOUT = 30.0
 DELIVERY_TIMEOUT = 30.0
-PARTICIPANTS = """
-query Participants($id: ID!) { chatroom(id: $id) { participants { role status lastSeenAt } } }"""
 SCRUBBED = ("CHATROOM_SERVER", "CHATROOM_TOKEN", "CHATROOM_CLI", "CHATROOM_DEBUG")
 
 
@@ -140,23 +139,14 @@ def _reaped_cpu() -> float:
     return times.children_user + times.children_system
 
 
-async def _last_seen(client: Client, room: str, role: str) -> tuple[str, str | None]:
-    data = await client.execute(PARTICIPANTS, id=room)
-    part = next(p for p in data["chatroom"]["participants"] if p["role"] == role)
-    return part["status"], part["lastSeenAt"]
+async def _last_seen(client: Client, room: str, role: str) -> object:
+    return (await participants(client, room))[role]["lastSeenAt"]
 
 
-async def _until_registered(client: Client, room: str, role: str, before: str | None) -> None:
+async def _until_registered(client: Client, room: str, role: str, before: object) -> None:
     """A handoff leaves its sender WAITING with no waiter open, so WAITING alone proves nothing;
     registering a waiter also stamps lastSeenAt (a handoff does not)."""
-    deadline = time.monotonic() + REGISTER_TIMEOUT
-    while True:
-        status, seen = await _last_seen(client, room, role)
-        if status == "WAITING" and seen != before:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the {role} waiter never registered ({status}, {seen})")
-        await asyncio.sleep(0.005)
+    await until_status(client, room, role, "WAITING", REGISTER_TIMEOUT, since=before)
 
 
 async def _first_line_time(stream: asyncio.StreamReader, marker: bytes) -> float:
@@ -175,19 +165,11 @@ async def measure_delivery(
     from_response: list[float] = []
     from_request: list[float] = []
     async with Client(server.http_url, token) as client:
-        room = (await client.execute(CREATE_CHATROOM, input={"teamId": "pair", "name": "lat"}))[
-            "createChatroom"
-        ]["id"]
-        sent = await client.execute(
-            SEND_MESSAGE, input={"chatroomId": room, "content": "Bench the delivery."}
-        )
-        task_id = sent["sendMessage"]["task"]["id"]
-        await client.execute(
-            CLAIM_TASK, input={"chatroomId": room, "taskId": task_id, "role": "builder"}
-        )
+        room = await new_room(client, "lat")
+        await builder_holds(client, room, "Bench the delivery.")
         cli.run("prompt", room, "--role", "reviewer")  # guidance seen: deliveries only
         for i in range(warmup + samples):
-            _, before = await _last_seen(client, room, "reviewer")
+            before = await _last_seen(client, room, "reviewer")
             waiter = await asyncio.create_subprocess_exec(
                 *cli.command,
                 "wait-for-message",
@@ -206,15 +188,8 @@ async def measure_delivery(
                     _first_line_time(waiter.stdout, b"TASK RECEIVED as")
                 )
                 requested = time.perf_counter()
-                result = await client.execute(
-                    SEND_HANDOFF,
-                    input={
-                        "chatroomId": room,
-                        "senderRole": "builder",
-                        "targetRole": "reviewer",
-                        "content": f"Sample {i}: please review.",
-                        "idempotencyKey": f"bench-cli-{uuid.uuid4()}",
-                    },
+                result = await handoff(
+                    client, room, "builder", "reviewer", f"Sample {i}: please review."
                 )
                 answered = time.perf_counter()
                 at = await asyncio.wait_for(printed, DELIVERY_TIMEOUT)
@@ -229,18 +204,9 @@ async def measure_delivery(
                 from_response.append(at - answered)
                 from_request.append(at - requested)
             # Untimed: the baton back to the builder, claimed over HTTP.
-            back = await client.execute(
-                SEND_HANDOFF,
-                input={
-                    "chatroomId": room,
-                    "senderRole": "reviewer",
-                    "targetRole": "builder",
-                    "content": f"Sample {i}: reviewed.",
-                    "idempotencyKey": f"bench-cli-{uuid.uuid4()}",
-                },
-            )
-            new_task = back["sendHandoff"]["newTask"]["id"]
-            assert result["sendHandoff"]["newTask"]["assignedTo"] == "reviewer"
+            back = await handoff(client, room, "reviewer", "builder", f"Sample {i}: reviewed.")
+            new_task = back["newTask"]["id"]
+            assert result["newTask"]["assignedTo"] == "reviewer"
             await client.execute(
                 CLAIM_TASK, input={"chatroomId": room, "taskId": new_task, "role": "builder"}
             )

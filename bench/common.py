@@ -1,5 +1,13 @@
-"""Shared helpers for the benchmarks: a database of our own, a real uvicorn server, a GraphQL
-HTTP client, percentiles and the result table.
+"""Shared helpers for the benchmarks, on top of the tests' shared layer (tests/support): a
+database of our own, a real uvicorn server, a one-connection GraphQL client, the handoff cycle,
+percentiles and the result table.
+
+The benchmarks build on tests/support rather than repeat it: the uvicorn process is
+`tests.support.server.LiveServer`, databases are made and dropped by `tests.support.pg.PgServer`,
+setup calls go through `tests.support.api.Api`, and every timed step sends the CLI's own
+document (`chatroom/cli/operations/*.graphql`, loaded by the CLI's loader), so what is measured
+is what the product sends. `python -m bench.run` runs from the repository root, where `tests` is
+importable.
 
 Database: a fresh database on DATABASE_URL's server (created here, dropped at the end), or on an
 embedded PostgreSQL in a temporary directory when DATABASE_URL is unset. `bench.run` starts the
@@ -14,18 +22,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import math
 import os
 import platform
 import resource
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,56 +38,22 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import make_url
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-APP_FACTORY = "chatroom.schema.app:create_app"
+from tests.support.api import Api
+from tests.support.operations import cli_operation, web_operation
+from tests.support.pg import PgServer, asyncpg_dsn
+from tests.support.server import APP_FACTORY, LiveServer
+from tests.support.server import REPO_ROOT as REPO_ROOT
 
-# --- documents: the same selections the CLI sends (chatroom/cli/operations/*.graphql) ----------
+# --- documents: what the CLI (and the web page) send --------------------------------------------
 
-CREATE_GUEST = """
-mutation CreateGuestSession($displayName: String) {
-  createGuestSession(displayName: $displayName) { token user { id displayName } }
-}"""
-CREATE_CHATROOM = """
-mutation CreateChatroom($input: CreateChatroomInput!) {
-  createChatroom(input: $input) {
-    id name status teamId teamName teamRoles entryPoint createdAt lastEventSeq
-  }
-}"""
-CREATE_AGENT_TOKEN = """
-mutation CreateAgentToken($chatroomId: ID!, $role: String!) {
-  createAgentToken(chatroomId: $chatroomId, role: $role) { token session { id scopeRole } }
-}"""
-SEND_MESSAGE = """
-mutation SendMessage($input: SendMessageInput!) {
-  sendMessage(input: $input) { message { id seq } task { id status queuePosition } }
-}"""
-CLAIM_TASK = """
-mutation ClaimTask($input: ClaimTaskInput!) {
-  claimTask(input: $input) { success task { id status assignedTo attempt } }
-}"""
-SEND_HANDOFF = """
-mutation SendHandoff($input: SendHandoffInput!) {
-  sendHandoff(input: $input) {
-    message { id seq targetRole }
-    completedTasks { id status }
-    newTask { id status assignedTo }
-    promotedTask { id status }
-  }
-}"""
-RENAME_CHATROOM = """
-mutation RenameChatroom($chatroomId: ID!, $name: String!) {
-  renameChatroom(chatroomId: $chatroomId, name: $name) { id name }
-}"""
-ROOM_EVENTS = """
-subscription RoomEvents($chatroomId: ID!, $afterSeq: Int) {
-  roomEvents(chatroomId: $chatroomId, afterSeq: $afterSeq) {
-    seq kind createdAt
-    message { id seq senderRole targetRole content type classification }
-    task { id status assignedTo queuePosition }
-    participant { role status }
-    room { id name status }
-  }
-}"""
+CREATE_AGENT_TOKEN = cli_operation("CreateAgentToken")
+SEND_MESSAGE = cli_operation("SendMessage")
+CLAIM_TASK = cli_operation("ClaimTask")
+SEND_HANDOFF = cli_operation("SendHandoff")
+CANCEL_TASK = cli_operation("CancelTask")
+TASK_AVAILABLE = cli_operation("TaskAvailable")
+ROOM_EVENTS = cli_operation("RoomEvents")
+RENAME_CHATROOM = web_operation("RenameChatroom")  # ($id, $name): the CLI never renames
 
 
 # --- process limits -----------------------------------------------------------------------------
@@ -105,71 +76,41 @@ def nofile_limit() -> int:
 # --- the database -------------------------------------------------------------------------------
 
 
-def libpq_url(url: str) -> str:
-    """`postgresql://...` for asyncpg.connect (accepts the SQLAlchemy form too)."""
-    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 class DatabaseServer:
-    """A PostgreSQL server benchmarks may create databases on."""
+    """A PostgreSQL server benchmarks may create databases on (`tests.support.pg.PgServer`)."""
 
     def __init__(self, base_url: str, kind: str, postmaster_pid: int | None = None) -> None:
-        self.base_url = base_url
+        self.pg = PgServer(base_url, make_url(asyncpg_dsn(base_url)).database or "postgres")
         self.kind = kind  # "DATABASE_URL" or "embedded PostgreSQL"
         self.version = ""
         self.postmaster_pid = postmaster_pid  # the embedded server's (for CPU accounting)
 
-    def url_for(self, database: str) -> str:
-        return (
-            make_url(libpq_url(self.base_url))
-            .set(database=database)
-            .render_as_string(hide_password=False)
-        )
-
-    async def _admin(self) -> Any:
-        import asyncpg
-
-        return await asyncpg.connect(libpq_url(self.base_url))
-
     @contextlib.asynccontextmanager
     async def fresh_database(self, prefix: str = "chatroom_bench") -> AsyncIterator[str]:
-        """A new, migrated database (dropped afterwards, even if a server still holds it)."""
+        """A new, migrated database (dropped afterwards, even if a server still holds it); its
+        libpq URL. The name holds this process's pid (`CpuMeter` finds its backends by it)."""
         from chatroom.db.migrate import upgrade_to_head
 
-        name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
-        admin = await self._admin()
-        try:
-            if not self.version:
+        if not self.version:
+            async with self.pg.admin() as admin:
                 self.version = str(await admin.fetchval("SHOW server_version"))
-            await admin.execute(
-                f"CREATE DATABASE {_quote(name)} TEMPLATE template0 ENCODING 'UTF8'"
-            )
-        finally:
-            await admin.close()
-        url = self.url_for(name)
+        db = await self.pg.create_database(self.pg.unique_name(f"{prefix}_"))
         try:
-            await asyncio.to_thread(upgrade_to_head, url)
-            yield url
+            await asyncio.to_thread(upgrade_to_head, db.url)
+            yield db.dsn
         finally:
-            admin = await self._admin()
-            try:
-                await admin.execute(f"DROP DATABASE IF EXISTS {_quote(name)} WITH (FORCE)")
-            finally:
-                await admin.close()
+            await self.pg.drop_database(db.name)
 
 
 _shared: DatabaseServer | None = None
 
 
 @contextlib.asynccontextmanager
-async def database_server() -> AsyncIterator[DatabaseServer]:
+async def database_server(commit_timestamps: bool = False) -> AsyncIterator[DatabaseServer]:
     """DATABASE_URL's server, or an embedded one in a temporary directory (stopped at the end).
-    While it is open, `bench_database()` in this process creates its databases on it."""
+    While it is open, `bench_database()` in this process creates its databases on it.
+    `commit_timestamps`: the embedded server runs with track_commit_timestamp = on (a setting
+    that needs a restart; DATABASE_URL's server is used as it is)."""
     global _shared
     if _shared is not None:  # nested: reuse
         yield _shared
@@ -188,10 +129,18 @@ async def database_server() -> AsyncIterator[DatabaseServer]:
     with tempfile.TemporaryDirectory(prefix="chatroom-bench-") as tmp:
         embedded = EmbeddedPostgres(Path(tmp))
         url = await asyncio.to_thread(embedded.start)
-        pid_file = embedded.pgdata / "postmaster.pid"
-        postmaster = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
-        _shared = DatabaseServer(url, "embedded PostgreSQL", postmaster)
         try:
+            if commit_timestamps:
+                import asyncpg
+
+                conn = await asyncpg.connect(asyncpg_dsn(url))
+                await conn.execute("ALTER SYSTEM SET track_commit_timestamp = on")
+                await conn.close()
+                await asyncio.to_thread(embedded.stop)
+                url = await asyncio.to_thread(embedded.start)
+            pid_file = embedded.pgdata / "postmaster.pid"
+            postmaster = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+            _shared = DatabaseServer(url, "embedded PostgreSQL", postmaster)
             yield _shared
         finally:
             _shared = None
@@ -199,9 +148,14 @@ async def database_server() -> AsyncIterator[DatabaseServer]:
 
 
 @contextlib.asynccontextmanager
-async def bench_database(prefix: str = "chatroom_bench") -> AsyncIterator[str]:
+async def bench_database(
+    prefix: str = "chatroom_bench", commit_timestamps: bool = False
+) -> AsyncIterator[str]:
     """A fresh migrated database (libpq URL) on the shared server, or on one started for it."""
-    async with database_server() as server, server.fresh_database(prefix) as url:
+    async with (
+        database_server(commit_timestamps) as server,
+        server.fresh_database(prefix) as url,
+    ):
         yield url
 
 
@@ -215,17 +169,11 @@ def database_description() -> str:
 # --- the server ---------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Server:
-    """One uvicorn process (or a supervisor with `workers` children) serving the app."""
-
-    READY_TIMEOUT = 60.0
+class Server(LiveServer):
+    """One uvicorn process (or a supervisor with `workers` children) serving the app, on
+    `--host/--port` and not a pre-bound `--fd`: uvicorn wraps an inherited fd as AF_UNIX, so
+    the event loop never sets TCP_NODELAY on its connections, and with `--workers` each child
+    would need the fd. Its log goes to a temporary file (shown when it fails to start)."""
 
     def __init__(
         self,
@@ -236,92 +184,24 @@ class Server:
         rate_limit: bool = False,
         app: str = APP_FACTORY,
     ) -> None:
-        self.db_url = db_url
-        self.app = app
-        self.workers = workers
-        self.extra_env = dict(env or {})
+        extra_env = dict(env or {})
         if not rate_limit:
-            self.extra_env.setdefault("CHATROOM_MUTATIONS_PER_SECOND", "0")
-        self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+            extra_env.setdefault("CHATROOM_MUTATIONS_PER_SECOND", "0")
         # Lives as long as this object (closed in __aexit__): the server's output, for errors.
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115
             prefix="chatroom-bench-server-", suffix=".log"
         )
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def http_url(self) -> str:
-        return f"{self.base_url}/graphql"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/graphql"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def log_text(self) -> str:
-        return Path(self._log.name).read_text(errors="replace")
-
-    async def start(self) -> None:
-        # --host/--port, as `chatroom serve` runs it, and not a pre-bound --fd: uvicorn wraps an
-        # inherited fd as AF_UNIX, so the event loop never sets TCP_NODELAY on its connections
-        # and every response on a kept-alive connection waits ~40 ms (Nagle + delayed ACK).
-        # The price is a small window in which another process could take the free port.
-        for attempt in range(3):
-            self.port = _free_port()
-            try:
-                self._spawn()
-                await self._wait_ready()
-                return
-            except RuntimeError:
-                if attempt == 2 or "address already in use" not in self.log_text().lower():
-                    raise
-
-    def _spawn(self) -> None:
-        env = dict(os.environ)
-        env["DATABASE_URL"] = self.db_url
-        env["PYTHONUNBUFFERED"] = "1"
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        env.update(self.extra_env)
-        cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory"]
-        cmd += ["--host", "127.0.0.1", "--port", str(self.port)]
-        cmd += ["--log-level", "warning", "--no-access-log", "--backlog", "4096"]
-        if self.workers:
-            cmd += ["--workers", str(self.workers)]
-        self.proc = subprocess.Popen(
-            cmd,
-            env=env,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+        super().__init__(
+            db_url,
+            Path(self._log.name),
+            extra_env,
+            app,
+            bind_fd=False,
+            workers=workers,
+            uvicorn_args=["--no-access-log", "--backlog", "4096"],
             preexec_fn=raise_nofile,
         )
-
-    async def _wait_ready(self) -> None:
-        deadline = time.monotonic() + self.READY_TIMEOUT
-        last = "no answer"
-        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
-            while time.monotonic() < deadline:
-                if self.proc is not None and self.proc.poll() is not None:
-                    raise RuntimeError(f"server exited early; log:\n{self.log_text()}")
-                try:
-                    resp = await client.get(f"{self.base_url}/healthz")
-                    if resp.status_code == 200:
-                        return
-                    last = f"HTTP {resp.status_code}"
-                except httpx.HTTPError as exc:
-                    last = repr(exc)
-                await asyncio.sleep(0.1)
-        await self.stop()
-        raise RuntimeError(f"server not ready ({last}); log:\n{self.log_text()}")
+        self.ready_timeout = 60.0
 
     async def health(self) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=60.0, trust_env=False) as client:
@@ -344,19 +224,6 @@ class Server:
         path = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         return [int(p) for p in path.read_text().split()]
 
-    async def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(proc.wait, 15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                await asyncio.to_thread(proc.wait)
-        self.proc = proc  # keep the pid for the log; it is gone
-
     async def __aenter__(self) -> Server:
         await self.start()
         return self
@@ -374,7 +241,8 @@ class GraphQLError(RuntimeError):
 
 
 class Client:
-    """One keep-alive HTTP/1.1 connection's worth of client (httpx), one bearer token."""
+    """One keep-alive HTTP/1.1 connection's worth of client (httpx), one bearer token: the
+    measuring client (gql would add its own parsing to every timed request)."""
 
     def __init__(self, url: str, token: str | None = None) -> None:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -386,7 +254,7 @@ class Client:
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
         )
 
-    async def execute(self, document: str, **variables: Any) -> dict[str, Any]:
+    async def execute(self, document: str, /, **variables: Any) -> dict[str, Any]:
         resp = await self.http.post(self.url, json={"query": document, "variables": variables})
         body = resp.json()
         if body.get("errors"):
@@ -407,15 +275,133 @@ class Client:
 async def new_owner(url: str, name: str = "Bench") -> str:
     """A guest account; returns its token."""
     async with Client(url) as client:
-        data = await client.execute(CREATE_GUEST, displayName=name)
-        token: str = data["createGuestSession"]["token"]
-        return token
+        return str((await Api(client).create_guest(name))["token"])
 
 
 async def new_room(client: Client, name: str, team: str = "pair") -> str:
-    data = await client.execute(CREATE_CHATROOM, input={"teamId": team, "name": name})
-    room_id: str = data["createChatroom"]["id"]
-    return room_id
+    return str((await Api(client).create_room(teamId=team, name=name))["id"])
+
+
+async def agent_tokens(client: Client, room: str, n: int, role: str = "reviewer") -> list[str]:
+    """n agent tokens of one role of the room (each token may hold only so many sockets)."""
+    tokens = []
+    for _ in range(n):
+        data = await client.execute(CREATE_AGENT_TOKEN, chatroomId=room, role=role)
+        tokens.append(str(data["createAgentToken"]["token"]))
+    return tokens
+
+
+async def participants(client: Client, room: str) -> dict[str, dict[str, Any]]:
+    """The room's participants by role ({role, status, lastSeenAt})."""
+    return {p["role"]: p for p in (await Api(client).room(room))["participants"]}
+
+
+async def ws_subscriber(
+    ws_url: str, token: str, compression: str | None = None, **connect: Any
+) -> Any:
+    """A graphql-transport-ws websocket (raw `websockets`, no client library between the
+    socket and the clock), initialised with the token and acknowledged."""
+    from websockets.asyncio.client import connect as ws_connect
+
+    ws = await ws_connect(
+        ws_url,
+        subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
+        proxy=None,
+        compression=compression,
+        **connect,
+    )
+    await ws.send(
+        json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}})
+    )
+    ack = json.loads(await ws.recv())
+    assert ack["type"] == "connection_ack", ack
+    return ws
+
+
+async def builder_holds(client: Client, room: str, content: str = "Bench.") -> str:
+    """A user request in an idle room, claimed by the builder; the task's id."""
+    sent = await client.execute(SEND_MESSAGE, input={"chatroomId": room, "content": content})
+    task_id: str = sent["sendMessage"]["task"]["id"]
+    await client.execute(
+        CLAIM_TASK, input={"chatroomId": room, "taskId": task_id, "role": "builder"}
+    )
+    return task_id
+
+
+async def handoff(client: Client, room: str, sender: str, target: str, text: str) -> dict[str, Any]:
+    """sendHandoff with the CLI's document and a fresh idempotency key, as the CLI sends it."""
+    data = await client.execute(
+        SEND_HANDOFF,
+        input={
+            "chatroomId": room,
+            "senderRole": sender,
+            "targetRole": target,
+            "content": text,
+            "idempotencyKey": f"bench-{uuid.uuid4()}",
+        },
+    )
+    result: dict[str, Any] = data["sendHandoff"]
+    return result
+
+
+async def until_status(
+    client: Client, room: str, role: str, status: str, within: float, since: object = None
+) -> None:
+    """Poll the room until `role` has `status` (and, given `since`, a lastSeenAt other than
+    it: registering a waiter stamps lastSeenAt, a handoff does not)."""
+    deadline = time.monotonic() + within
+    while True:
+        part = (await participants(client, room))[role]
+        if part["status"] == status and (since is None or part["lastSeenAt"] != since):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the {role} never became {status} ({part})")
+        await asyncio.sleep(0.005)
+
+
+# --- the handoff cycle ----------------------------------------------------------------------------
+
+STEP_NAMES = (
+    "sendMessage",
+    "claimTask",
+    "sendHandoff (to agent)",
+    "claimTask (handoff)",
+    "sendHandoff (to user)",
+)
+STEP_KINDS = ("message", "claim", "handoff", "claim", "handoff")
+StepRecord = Callable[[int, float, float], None]
+
+
+async def handoff_cycle(
+    client: Client,
+    room_id: str,
+    n: int,
+    record: StepRecord,
+    before_step: Callable[[], None] = lambda: None,
+) -> None:
+    """One request's life in a pair room, each step one mutation with the CLI's document:
+    user message -> builder claims -> builder hands off to reviewer -> reviewer claims ->
+    reviewer hands off to the user. `record(step, started, ended)` after each step (its index
+    in STEP_NAMES; perf_counter times); `before_step()` may raise to stop the cycle."""
+
+    async def step(i: int, document: str, **input: Any) -> dict[str, Any]:
+        before_step()
+        started = time.perf_counter()
+        data = await client.execute(document, input={"chatroomId": room_id, **input})
+        record(i, started, time.perf_counter())
+        return data
+
+    sent = (await step(0, SEND_MESSAGE, content=f"request {n}"))["sendMessage"]
+    assert sent["task"]["status"] == "PENDING", sent
+    claimed = await step(1, CLAIM_TASK, taskId=sent["task"]["id"], role="builder")
+    assert claimed["claimTask"]["success"], claimed
+    handed = await step(
+        2, SEND_HANDOFF, senderRole="builder", targetRole="reviewer", content=f"review {n}"
+    )
+    task_id = handed["sendHandoff"]["newTask"]["id"]
+    claimed = await step(3, CLAIM_TASK, taskId=task_id, role="reviewer")
+    assert claimed["claimTask"]["success"], claimed
+    await step(4, SEND_HANDOFF, senderRole="reviewer", targetRole="user", content=f"done {n}")
 
 
 # --- where the CPU went ---------------------------------------------------------------------------
@@ -634,3 +620,11 @@ def machine() -> str:
         f"{os.cpu_count()} cores ({cpu}){mem}, Linux {platform.release()}, "
         f"Python {platform.python_version()}"
     )
+
+
+def print_report(detail: str, rows: Iterable[Row]) -> None:
+    """What a benchmark run on its own prints: its detail table, the summary, the machine."""
+    print(detail)
+    print()
+    print(summary_table(rows))
+    print(f"\nmachine: {machine()}")

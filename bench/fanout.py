@@ -37,7 +37,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.common import (
-    CREATE_AGENT_TOKEN,
     RENAME_CHATROOM,
     REPO_ROOT,
     ROOM_EVENTS,
@@ -46,16 +45,17 @@ from bench.common import (
     CpuShares,
     Row,
     Server,
+    agent_tokens,
     bench_database,
     database_description,
     database_name,
     format_table,
-    machine,
     new_owner,
     new_room,
     percentile,
+    print_report,
     raise_nofile,
-    summary_table,
+    ws_subscriber,
 )
 
 P99_TARGET = 0.250
@@ -69,8 +69,6 @@ _EVENT_NAME = re.compile(rb'"name":\s*"fanout-(\d+)"')
 
 async def _client_main(config: dict[str, Any]) -> None:
     """Open the connections and subscriptions, report progress on stdout, stop on stdin."""
-    from websockets.asyncio.client import connect
-
     raise_nofile()
     url, room = config["url"], config["room"]
     tokens: list[str] = config["tokens"]
@@ -107,24 +105,15 @@ async def _client_main(config: dict[str, Any]) -> None:
 
     async def open_one(i: int) -> Any:
         async with gate:
-            ws = await connect(
+            ws = await ws_subscriber(
                 url,
-                subprotocols=["graphql-transport-ws"],  # type: ignore[list-item]
-                proxy=None,
+                tokens[i // PER_TOKEN],
+                # Offer permessage-deflate like browsers and gql do (unless told not to).
+                compression=config.get("compression", "deflate"),
                 open_timeout=120,
                 ping_interval=None,
                 max_size=None,
-                # Offer permessage-deflate like browsers and gql do (unless told not to).
-                compression=config.get("compression", "deflate"),
             )
-            token = tokens[i // PER_TOKEN]
-            await ws.send(
-                json.dumps(
-                    {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
-                )
-            )
-            ack = json.loads(await ws.recv())
-            assert ack["type"] == "connection_ack", ack
             for message in subscribe:
                 await ws.send(message)
             return ws
@@ -351,14 +340,6 @@ async def open_paced(
         live = await _wait_subscribers(server, live + added)
 
 
-async def _agent_tokens(client: Client, room: str, n: int) -> list[str]:
-    tokens = []
-    for _ in range(n):
-        data = await client.execute(CREATE_AGENT_TOKEN, chatroomId=room, role="reviewer")
-        tokens.append(data["createAgentToken"]["token"])
-    return tokens
-
-
 # --- delivery latency ---------------------------------------------------------------------------
 
 
@@ -400,7 +381,7 @@ async def deliver(
             for client in clients:
                 client.changed.clear()
             t0 = time.monotonic()
-            await owner.execute(RENAME_CHATROOM, chatroomId=room, name=f"fanout-{i}")
+            await owner.execute(RENAME_CHATROOM, id=room, name=f"fanout-{i}")
             t1 = time.monotonic()
             if k >= warmup:
                 sent[i] = (t0, t1)
@@ -463,19 +444,17 @@ async def idle_memory(
 ) -> Memory:
     connections = -(-subscriptions // per_conn)
     env = {"CHATROOM_MAX_SUBSCRIPTIONS_PER_CONNECTION": str(per_conn)}
-    async with Server(db_url, env=env) as server, Client(server.http_url) as anon:
-        token = (await anon.execute("mutation { createGuestSession { token } }"))[
-            "createGuestSession"
-        ]["token"]
+    async with Server(db_url, env=env) as server:
+        token = await new_owner(server.http_url, "Memory")
         async with Client(server.http_url, token) as owner:
             room = await new_room(owner, "memory")
-            tokens = await _agent_tokens(owner, room, -(-connections // PER_TOKEN))
+            tokens = await agent_tokens(owner, room, -(-connections // PER_TOKEN))
             # Warm up: every code path the subscriptions use has run once before the idle RSS.
             warm = ClientProcess(_configs(server.ws_url, room, tokens, 1, 1, 1)[0])
             await warm.start()
             await warm.ready(60)
             await open_paced(server, [warm], 1)
-            await owner.execute(RENAME_CHATROOM, chatroomId=room, name="fanout-0")
+            await owner.execute(RENAME_CHATROOM, id=room, name="fanout-0")
             await asyncio.sleep(0.5)
             await warm.stop()
             await asyncio.sleep(1.0)
@@ -524,7 +503,7 @@ async def measure(
             token = await new_owner(server.http_url, "Fanout")
             async with Client(server.http_url, token) as owner:
                 room = await new_room(owner, "fanout")
-                tokens = await _agent_tokens(owner, room, -(-subscribers // PER_TOKEN))
+                tokens = await agent_tokens(owner, room, -(-subscribers // PER_TOKEN))
                 name = database_name(db_url)
                 single = await deliver(server, owner, room, tokens, 1, events, 1, 0, name)
                 many = await deliver(
@@ -634,10 +613,7 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=10_000, help="idle subscriptions (0: skip)")
     args = parser.parse_args()
     report = asyncio.run(measure(args.quick, args.subscribers, args.events, args.idle))
-    print(detail_table(report))
-    print()
-    print(summary_table(summary_rows(report)))
-    print(f"\nmachine: {machine()}")
+    print_report(detail_table(report), summary_rows(report))
 
 
 if __name__ == "__main__":

@@ -16,19 +16,16 @@ import argparse
 import asyncio
 import contextlib
 import os
-import secrets
 import statistics
-import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.common import bench_database
 from chatroom.db.session import Database, create_engine
 from chatroom.resolvers import auth, handoffs, messages, rooms, tasks
 from chatroom.resolvers.auth import Caller
@@ -256,49 +253,13 @@ class Cycle:
 # --- the benchmark ------------------------------------------------------------------------------
 
 
-@contextlib.asynccontextmanager
-async def bench_database() -> AsyncIterator[str]:
-    """A migrated database of our own: on DATABASE_URL's server, or an embedded one."""
-    import asyncpg
-
-    from chatroom.db.migrate import upgrade_to_head
-    from chatroom.db.session import to_libpq_url
-
-    given = os.environ.get("DATABASE_URL")
-    if given:
-        name = f"chatroom_bench_{secrets.token_hex(4)}"
-        admin = await asyncpg.connect(to_libpq_url(given))
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-            url = make_url(to_libpq_url(given)).set(database=name).render_as_string(False)
-            try:
-                await asyncio.to_thread(upgrade_to_head, url)
-                yield url
-            finally:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
-        return
-
-    from chatroom.db.embedded import EmbeddedPostgres
-
-    with tempfile.TemporaryDirectory(prefix="chatroom-bench-") as tmp:
-        embedded = EmbeddedPostgres(Path(tmp))
-        url = await asyncio.to_thread(embedded.start)
-        try:
-            await asyncio.to_thread(upgrade_to_head, url)
-            yield url
-        finally:
-            await asyncio.to_thread(embedded.stop)
-
-
 def _p95(values: list[float]) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 async def run(runs: int, size: int) -> None:
-    async with bench_database() as url:
+    async with bench_database("chatroom_bench_hp") as url:
         engine = create_engine(url, pool_size=2, max_overflow=0)
         try:
             log = StatementLog(engine)

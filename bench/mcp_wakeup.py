@@ -30,7 +30,6 @@ import json
 import os
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -45,15 +44,16 @@ from pydantic import BaseModel
 from bench.cli import Cli
 from bench.common import (
     CLAIM_TASK,
-    SEND_HANDOFF,
-    SEND_MESSAGE,
     Client,
     Server,
     bench_database,
+    builder_holds,
     database_description,
     format_table,
+    handoff,
     machine,
     percentile,
+    until_status,
 )
 from chatroom.cli.client import Api
 from chatroom.cli.config import Target
@@ -61,7 +61,6 @@ from chatroom.cli.live import Waiter
 
 CHANNEL_METHOD = "notifications/claude/channel"
 SAMPLE_TIMEOUT = 30.0
-PARTICIPANTS = "query($id: ID!) { chatroom(id: $id) { participants { role status } } }"
 
 
 class Push(BaseModel):
@@ -96,16 +95,7 @@ async def claude_session(
 
 
 async def _until_waiting(client: Client, room: str, role: str) -> None:
-    deadline = time.monotonic() + SAMPLE_TIMEOUT
-    while True:
-        data = await client.execute(PARTICIPANTS, id=room)
-        if any(
-            p["role"] == role and p["status"] == "WAITING" for p in data["chatroom"]["participants"]
-        ):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the {role} waiter never registered")
-        await asyncio.sleep(0.005)
+    await until_status(client, room, role, "WAITING", SAMPLE_TIMEOUT)
 
 
 def _result(result: Any) -> dict[str, Any]:
@@ -124,29 +114,6 @@ class Ready:
 
     async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
         self.event.set()
-
-
-async def handoff(client: Client, room: str, sender: str, target: str, text: str) -> dict[str, Any]:
-    data = await client.execute(
-        SEND_HANDOFF,
-        input={
-            "chatroomId": room,
-            "senderRole": sender,
-            "targetRole": target,
-            "content": text,
-            "idempotencyKey": f"bench-mcp-{uuid.uuid4()}",
-        },
-    )
-    result: dict[str, Any] = data["sendHandoff"]
-    return result
-
-
-async def builder_holds(client: Client, room: str) -> None:
-    sent = await client.execute(SEND_MESSAGE, input={"chatroomId": room, "content": "Bench."})
-    task_id = sent["sendMessage"]["task"]["id"]
-    await client.execute(
-        CLAIM_TASK, input={"chatroomId": room, "taskId": task_id, "role": "builder"}
-    )
 
 
 async def measure(samples: int, warmup: int) -> dict[str, list[float]]:

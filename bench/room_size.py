@@ -19,58 +19,32 @@ import time
 from dataclasses import dataclass
 
 from bench.common import (
-    CLAIM_TASK,
-    SEND_HANDOFF,
-    SEND_MESSAGE,
+    STEP_NAMES,
     Client,
     Row,
     Server,
     bench_database,
     database_description,
     format_table,
-    machine,
+    handoff_cycle,
     median,
     percentile,
-    summary_table,
+    print_report,
 )
 
 SMALL, BIG = 100, 100_000
 RATIO_TARGET = 1.2
-STEPS = ("sendMessage", "claimTask", "sendHandoff (to agent)", "claimTask (handoff)",
-         "sendHandoff (to user)")  # fmt: skip
+STEPS = STEP_NAMES
 
 
 async def cycle(client: Client, room_id: str, n: int) -> dict[str, float]:
     """One request's life in the room; returns each step's seconds."""
     times: dict[str, float] = {}
 
-    async def step(name: str, document: str, **input: object) -> dict[str, object]:
-        started = time.perf_counter()
-        data = await client.execute(document, input={"chatroomId": room_id, **input})
-        times[name] = time.perf_counter() - started
-        return data
+    def record(i: int, started: float, ended: float) -> None:
+        times[STEP_NAMES[i]] = ended - started
 
-    data = await step("sendMessage", SEND_MESSAGE, content=f"request {n}")
-    task_id = data["sendMessage"]["task"]["id"]  # type: ignore[index]
-    data = await step("claimTask", CLAIM_TASK, taskId=task_id, role="builder")
-    assert data["claimTask"]["success"], data  # type: ignore[index]
-    data = await step(
-        "sendHandoff (to agent)",
-        SEND_HANDOFF,
-        senderRole="builder",
-        targetRole="reviewer",
-        content="please review",
-    )
-    task_id = data["sendHandoff"]["newTask"]["id"]  # type: ignore[index]
-    data = await step("claimTask (handoff)", CLAIM_TASK, taskId=task_id, role="reviewer")
-    assert data["claimTask"]["success"], data  # type: ignore[index]
-    await step(
-        "sendHandoff (to user)",
-        SEND_HANDOFF,
-        senderRole="reviewer",
-        targetRole="user",
-        content="ok",
-    )
+    await handoff_cycle(client, room_id, n, record)
     return times
 
 
@@ -165,10 +139,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=BIG, help="messages/tasks in the big room")
     args = parser.parse_args()
     report = asyncio.run(measure(args.quick, args.cycles, args.size))
-    print(detail_table(report))
-    print()
-    print(summary_table(summary_rows(report)))
-    print(f"\nmachine: {machine()}")
+    print_report(detail_table(report), summary_rows(report))
 
 
 if __name__ == "__main__":

@@ -30,15 +30,14 @@ import argparse
 import asyncio
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    CLAIM_TASK,
-    SEND_HANDOFF,
-    SEND_MESSAGE,
+    STEP_KINDS,
+    STEP_NAMES,
     Client,
     CpuMeter,
     CpuShares,
@@ -48,12 +47,12 @@ from bench.common import (
     database_description,
     database_name,
     format_table,
-    machine,
+    handoff_cycle,
     new_owner,
     new_room,
     percentile,
+    print_report,
     raise_nofile,
-    summary_table,
 )
 from bench.minimal import STATEMENTS_PER_STEP, Connections, MinimalPair, Record, Stop
 
@@ -64,13 +63,6 @@ HANDOFF_P99_TARGET = 0.100
 CPU_RATIO_TARGET = 2.5  # server CPU per mutation over per `{ __typename }` request
 STATEMENTS_TARGET = 5
 TYPENAME = "{ __typename }"
-STEP_NAMES = (
-    "sendMessage",
-    "claimTask",
-    "sendHandoff (to agent)",
-    "claimTask (handoff)",
-    "sendHandoff (to user)",
-)
 
 # --- the pair through GraphQL -------------------------------------------------------------------
 
@@ -81,58 +73,17 @@ class GraphQLPair:
         self.room_id = room_id
         self.n = 0
 
-    async def step(self, record: Record, kind: str, document: str, **input: Any) -> Any:
-        started = time.perf_counter()
-        data = await self.client.execute(document, input={"chatroomId": self.room_id, **input})
-        record(kind, started, time.perf_counter())
-        return data
-
     async def cycle(self, record: Record, stop_at: float) -> None:
         self.n += 1
-        steps = self._steps(record)
-        for step in steps:
+
+        def before_step() -> None:
             if time.perf_counter() >= stop_at:
                 raise Stop
-            await step()
 
-    def _steps(self, record: Record) -> list[Callable[[], Awaitable[None]]]:
-        task: dict[str, str] = {}
+        def step_done(i: int, started: float, ended: float) -> None:
+            record(STEP_KINDS[i], started, ended)
 
-        async def message() -> None:
-            data = await self.step(record, "message", SEND_MESSAGE, content=f"request {self.n}")
-            assert data["sendMessage"]["task"]["status"] == "PENDING", data
-            task["id"] = data["sendMessage"]["task"]["id"]
-
-        def claim(role: str) -> Callable[[], Awaitable[None]]:
-            async def run() -> None:
-                data = await self.step(record, "claim", CLAIM_TASK, taskId=task["id"], role=role)
-                assert data["claimTask"]["success"], data
-
-            return run
-
-        def handoff(sender: str, target: str) -> Callable[[], Awaitable[None]]:
-            async def run() -> None:
-                data = await self.step(
-                    record,
-                    "handoff",
-                    SEND_HANDOFF,
-                    senderRole=sender,
-                    targetRole=target,
-                    content=f"{sender} done with {self.n}",
-                )
-                new = data["sendHandoff"]["newTask"]
-                if target != "user":
-                    task["id"] = new["id"]
-
-            return run
-
-        return [
-            message,
-            claim("builder"),
-            handoff("builder", "reviewer"),
-            claim("reviewer"),
-            handoff("reviewer", "user"),
-        ]
+        await handoff_cycle(self.client, self.room_id, self.n, step_done, before_step)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -483,10 +434,7 @@ def main() -> None:
     report = asyncio.run(
         measure(args.quick, levels, args.seconds, workers_check=not args.no_workers)
     )
-    print(detail_table(report))
-    print()
-    print(summary_table(summary_rows(report)))
-    print(f"\nmachine: {machine()}")
+    print_report(detail_table(report), summary_rows(report))
 
 
 if __name__ == "__main__":

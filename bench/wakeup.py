@@ -39,125 +39,38 @@ import contextlib
 import json
 import os
 import random
-import secrets
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-import websockets
-from sqlalchemy.engine import make_url
 
-from chatroom.db.session import to_libpq_url
+from bench.common import (
+    CANCEL_TASK,
+    ROOM_EVENTS,
+    SEND_MESSAGE,
+    TASK_AVAILABLE,
+    Client,
+    Server,
+    bench_database,
+    new_owner,
+    new_room,
+    percentile,
+    ws_subscriber,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-APP_FACTORY = "chatroom.schema.app:create_app"
-READY_TIMEOUT = 60.0
 SAMPLE_TIMEOUT = 5.0
 TARGET_P50_MS = 5.0
 TARGET_P99_MS = 25.0
 TARGET_RATIO = 50.0
 
-TASK_AVAILABLE = (
-    'subscription($c: ID!) { taskAvailable(chatroomId: $c, role: "builder") {'
-    " kind task { id } message { content } } }"
-)
-ROOM_EVENTS = (
-    "subscription($c: ID!) { roomEvents(chatroomId: $c) { seq kind message { content } } }"
-)
-SEND = (
-    "mutation($input: SendMessageInput!) { sendMessage(input: $input) {"
-    " message { id } task { id status } } }"
-)
-CANCEL = "mutation($input: TaskRefInput!) { cancelTask(input: $input) { id status } }"
+# The older system's loop: what an agent polled before live delivery (not a CLI document).
 PENDING = 'query($c: ID!) { pendingTasks(chatroomId: $c, role: "builder") { id content } }'
-
-
-# --- the database and the server --------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def database() -> AsyncIterator[str]:
-    """A fresh database URL: on DATABASE_URL's server (dropped after), else embedded."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        base = make_url(url).set(drivername="postgresql")
-        name = f"chatroom_bench_{secrets.token_hex(4)}"
-        admin_dsn = base.render_as_string(hide_password=False)
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            await admin.execute(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'")
-            yield base.set(database=name).render_as_string(hide_password=False)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
-        return
-    from chatroom.db.embedded import EmbeddedPostgres
-
-    with tempfile.TemporaryDirectory(prefix="chatroom-bench-") as tmp:
-        embedded = EmbeddedPostgres(Path(tmp))
-        started = await asyncio.to_thread(embedded.start)
-        try:
-            # Exact commit times (pg_xact_commit_timestamp) need this setting and a restart.
-            conn = await asyncpg.connect(to_libpq_url(started))
-            await conn.execute("ALTER SYSTEM SET track_commit_timestamp = on")
-            await conn.close()
-            await asyncio.to_thread(embedded.stop)
-            started = await asyncio.to_thread(embedded.start)
-            yield started
-        finally:
-            await asyncio.to_thread(embedded.stop)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def server(db_url: str, log_path: Path) -> AsyncIterator[str]:
-    """uvicorn on a loopback TCP port (not --fd: uvicorn would treat an inherited fd as a unix
-    socket and leave Nagle's algorithm on, adding ~40 ms to many loopback responses)."""
-    port = _free_port()
-    env = dict(os.environ, DATABASE_URL=db_url, PYTHONUNBUFFERED="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    cmd = [sys.executable, "-m", "uvicorn", APP_FACTORY, "--factory"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    with log_path.open("wb") as log:  # Popen only forks; nothing here waits
-        proc = subprocess.Popen(  # noqa: ASYNC220
-            cmd, env=env, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + READY_TIMEOUT
-        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited early; see {log_path}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"{base}/healthz")).status_code == 200:
-                        break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"server not ready; see {log_path}")
-                await asyncio.sleep(0.05)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            await asyncio.to_thread(proc.wait, 10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            await asyncio.to_thread(proc.wait)
 
 
 # --- observers, each on its own event loop ------------------------------------------------------
@@ -216,13 +129,8 @@ async def subscribe(
     on_next: Callable[[dict[str, Any]], None],
     ready: threading.Event,
 ) -> None:
-    protocol = websockets.Subprotocol("graphql-transport-ws")
-    async with websockets.connect(
-        ws_url, subprotocols=[protocol], proxy=None, compression=None
-    ) as ws:
-        init = {"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}
-        await ws.send(json.dumps(init))
-        assert json.loads(await ws.recv())["type"] == "connection_ack"
+    ws = await ws_subscriber(ws_url, token)
+    async with ws:
         payload = {"query": query, "variables": variables}
         await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": payload}))
         ready.set()
@@ -262,33 +170,21 @@ class Sample:
 
 
 class Producer:
-    def __init__(self, client: httpx.AsyncClient, http_url: str, room: str) -> None:
-        self.client, self.http_url, self.room = client, http_url, room
-
-    async def gql(self, query: str, **variables: Any) -> dict[str, Any]:
-        resp = await self.client.post(self.http_url, json={"query": query, "variables": variables})
-        data = resp.json()
-        if data.get("errors"):
-            raise RuntimeError(data["errors"])
-        return dict(data["data"])
+    def __init__(self, client: Client, room: str) -> None:
+        self.client, self.room = client, room
 
     async def commit(self, content: str) -> tuple[Sample, str]:
-        body = {
-            "query": SEND,
-            "variables": {"input": {"chatroomId": self.room, "content": content}},
-        }
         sent = time.perf_counter()
-        resp = await self.client.post(self.http_url, json=body)
+        data = await self.client.execute(
+            SEND_MESSAGE, input={"chatroomId": self.room, "content": content}
+        )
         answered = time.perf_counter()
-        data = resp.json()
-        if data.get("errors"):
-            raise RuntimeError(data["errors"])
-        result = data["data"]["sendMessage"]
+        result = data["sendMessage"]
         assert result["task"]["status"] == "PENDING", result
         return Sample(content, sent, answered, result["message"]["id"]), result["task"]["id"]
 
     async def reset(self, task_id: str) -> None:
-        await self.gql(CANCEL, input={"chatroomId": self.room, "taskId": task_id})
+        await self.client.execute(CANCEL_TASK, input={"chatroomId": self.room, "taskId": task_id})
 
 
 async def wait_seen(observers: list[Seen], content: str, within: float) -> bool:
@@ -304,24 +200,20 @@ async def wait_seen(observers: list[Seen], content: str, within: float) -> bool:
 
 
 def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    k = (len(ordered) - 1) * q
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+    """The q-quantile (0..1) as bench.common.percentile takes it (nearest rank)."""
+    return percentile(values, q * 100)
 
 
 @dataclass
-class Row:
+class Observed:
     name: str
     after_response: list[float]
     from_commit: list[float]
     from_request: list[float]
 
 
-def latencies(name: str, seen: Seen, samples: list[Sample]) -> Row:
-    row = Row(name, [], [], [])
+def latencies(name: str, seen: Seen, samples: list[Sample]) -> Observed:
+    row = Observed(name, [], [], [])
     for s in samples:
         at = seen.at.get(s.content)
         if at is None:
@@ -341,7 +233,7 @@ async def commit_time(conn: asyncpg.Connection, message_id: str) -> float | None
     return committed.timestamp() if committed is not None else None
 
 
-def table(rows: list[Row], samples: int) -> Iterator[str]:
+def table(rows: list[Observed], samples: int) -> Iterator[str]:
     head = (
         f"{'observer':<15}{'n':>5}  {'after response':>19}  {'from commit':>19}"
         f"  {'from request':>19}"
@@ -364,20 +256,15 @@ def table(rows: list[Row], samples: int) -> Iterator[str]:
 
 
 async def run(samples: int, warmup: int, interval: float) -> int:
-    log_dir = Path(tempfile.mkdtemp(prefix="chatroom-bench-log-"))
-    async with database() as db_url, server(db_url, log_dir / "server.log") as base:
-        http_url, ws_url = f"{base}/graphql", f"ws://{base.removeprefix('http://')}/graphql"
-        async with httpx.AsyncClient(timeout=10.0, trust_env=False) as anon:
-            resp = await anon.post(
-                http_url,
-                json={"query": 'mutation { createGuestSession(displayName: "bench") { token } }'},
-            )
-            token = resp.json()["data"]["createGuestSession"]["token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        async with httpx.AsyncClient(timeout=10.0, trust_env=False, headers=headers) as client:
-            create = 'mutation { createChatroom(input: {name: "wakeup bench"}) { id } }'
-            producer = Producer(client, http_url, "")
-            producer.room = (await producer.gql(create))["createChatroom"]["id"]
+    # The rate limit stays on: one producer, one sample at a time, as an agent would send.
+    async with (
+        bench_database("chatroom_bench_wk", commit_timestamps=True) as db_url,
+        Server(db_url, rate_limit=True) as server,
+    ):
+        http_url, ws_url = server.http_url, server.ws_url
+        token = await new_owner(http_url, "bench")
+        async with Client(http_url, token) as client:
+            producer = Producer(client, await new_room(client, "wakeup bench"))
 
             task_seen, events_seen, poll_seen = Seen(), Seen(), Seen()
 
@@ -393,14 +280,19 @@ async def run(samples: int, warmup: int, interval: float) -> int:
 
             threads = [LoopThread(n) for n in ("taskAvailable", "roomEvents", "polling")]
             ready = [threading.Event(), threading.Event()]
-            variables = {"c": producer.room}
+            room = {"chatroomId": producer.room}
             futures = [
                 threads[0].run(
-                    subscribe(ws_url, token, TASK_AVAILABLE, variables, on_task, ready[0])
+                    subscribe(
+                        ws_url,
+                        token,
+                        TASK_AVAILABLE,
+                        {**room, "role": "builder"},
+                        on_task,
+                        ready[0],
+                    )
                 ),
-                threads[1].run(
-                    subscribe(ws_url, token, ROOM_EVENTS, variables, on_event, ready[1])
-                ),
+                threads[1].run(subscribe(ws_url, token, ROOM_EVENTS, room, on_event, ready[1])),
                 threads[2].run(poll(http_url, token, producer.room, interval, poll_seen)),
             ]
             try:
@@ -410,7 +302,7 @@ async def run(samples: int, warmup: int, interval: float) -> int:
                     assert await asyncio.to_thread(event.wait, 10), "websocket not ready"
                 observers = [task_seen, events_seen, poll_seen]
                 measured: list[Sample] = []
-                db = await asyncpg.connect(to_libpq_url(db_url))
+                db = await asyncpg.connect(db_url)
                 commit_ts = await db.fetchval("SHOW track_commit_timestamp") == "on"
                 for i in range(warmup + samples):
                     # A random phase against the polling period, and a small gap.
@@ -436,7 +328,7 @@ async def run(samples: int, warmup: int, interval: float) -> int:
         latencies(f"polling {interval * 1000:.0f}ms", poll_seen, measured),
     ]
     print()
-    print(f"{samples} samples after {warmup} warm-up, one room; server log: {log_dir}")
+    print(f"{samples} samples after {warmup} warm-up, one room")
     where = "DATABASE_URL's server" if os.environ.get("DATABASE_URL") else "embedded"
     print(f"database: {where}; commit timestamps: {'on' if commit_ts else 'off'}")
     print()

@@ -1,15 +1,29 @@
 """GraphQL documents kept as files (`<Name>.graphql`, one operation each), checked against the
-committed schema.graphql. The CLI (chatroom/cli/operations) and the web page
-(chatroom/web/operations) both keep their documents this way (SPEC §13)."""
+committed schema.graphql and loaded by name. The CLI (chatroom/cli/operations) and the web page
+(chatroom/web/operations) both keep their documents this way (SPEC §13); tests and benchmarks
+send them as the products do (``cli_operation`` is the CLI's own loader)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 from graphql import build_schema, parse, validate
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
+from chatroom.cli.client import operation as cli_operation
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA_FILE = REPO_ROOT / "schema.graphql"
+WEB_OPERATIONS = REPO_ROOT / "chatroom" / "web" / "operations"
+
+__all__ = ["SCHEMA_FILE", "check_operation_files", "cli_operation", "web_operation"]
+
+
+@cache
+def web_operation(name: str) -> str:
+    """The text of the web page's `operations/<name>.graphql`, as the page sends it."""
+    return (WEB_OPERATIONS / f"{name}.graphql").read_text(encoding="utf-8")
 
 
 def check_operation_files(directory: Path, read: Callable[[str], str] | None = None) -> list[Path]:

@@ -1,9 +1,12 @@
-"""A real uvicorn process serving ``chatroom.schema.app:create_app`` on loopback.
+"""A real uvicorn process serving ``chatroom.schema.app:create_app`` on loopback, for the
+tests and the benchmarks.
 
-The test process binds the socket itself (port 0) and hands the fd to uvicorn,
+By default the test process binds the socket itself (port 0) and hands the fd to uvicorn,
 so there is no window between "find a free port" and "bind it". The parent's
 copy is closed right after spawning: otherwise the kernel would keep accepting
-connections for a killed server and clients would hang instead of failing.
+connections for a killed server and clients would hang instead of failing. With
+``bind_fd=False`` uvicorn binds ``--host/--port`` itself, as ``chatroom serve`` runs it (the
+benchmarks: its own listening socket is the one they measure, also with ``--workers``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -42,6 +45,13 @@ def _bind(port: int) -> socket.socket:
     # algorithm (about 40 ms per request).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class HasBaseUrl(Protocol):
@@ -76,9 +86,19 @@ class LiveServer:
         log_path: Path,
         extra_env: Mapping[str, str] | None = None,
         app: str = APP_FACTORY,
+        *,
+        bind_fd: bool = True,
+        workers: int | None = None,
+        uvicorn_args: Sequence[str] = (),
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.db_url = db_url
         self.app = app
+        self.bind_fd = bind_fd
+        self.workers = workers
+        self.uvicorn_args = list(uvicorn_args)
+        self.preexec_fn = preexec_fn
+        self.ready_timeout = READY_TIMEOUT
         self.log_path = log_path
         LOG_PATHS.append(log_path)
         self.extra_env: dict[str, str] = dict(extra_env or {})
@@ -121,31 +141,53 @@ class LiveServer:
 
     async def start(self) -> None:
         assert not self.running, "server already running"
+        if self.bind_fd:
+            await self._start_on_fd()
+            return
+        # uvicorn binds the port: another process may take it between our probe and its bind.
+        for attempt in range(3):
+            self.port = self.port or _free_port()
+            self._spawn(["--host", "127.0.0.1", "--port", str(self.port)])
+            try:
+                await self._wait_ready()
+                return
+            except RuntimeError:
+                if attempt == 2 or "address already in use" not in self.log_text().lower():
+                    raise
+                self.port = 0
+
+    async def _start_on_fd(self) -> None:
         sock = _bind(self.port)
         self.port = sock.getsockname()[1]
         fd = sock.fileno()
-        cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory"]
-        cmd += ["--fd", str(fd), "--log-level", "warning"]
         try:
-            with self.log_path.open("ab") as log:
-                log.write(f"--- start {time.strftime('%H:%M:%S')} port={self.port}\n".encode())
-                log.flush()
-                # Popen only forks/execs (no waiting), and its wait(timeout) suits stop().
-                self._proc = subprocess.Popen(  # noqa: ASYNC220
-                    cmd,
-                    pass_fds=[fd],
-                    env=self._env(),
-                    cwd=REPO_ROOT,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
+            self._spawn(["--fd", str(fd)], pass_fds=[fd])
         finally:
             sock.close()
         await self._wait_ready()
 
+    def _spawn(self, listen: list[str], pass_fds: Sequence[int] = ()) -> None:
+        cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory", *listen]
+        cmd += ["--log-level", "warning", *self.uvicorn_args]
+        if self.workers:
+            cmd += ["--workers", str(self.workers)]
+        with self.log_path.open("ab") as log:
+            log.write(f"--- start {time.strftime('%H:%M:%S')} port={self.port}\n".encode())
+            log.flush()
+            # Popen only forks/execs (no waiting), and its wait(timeout) suits stop().
+            self._proc = subprocess.Popen(
+                cmd,
+                pass_fds=pass_fds,
+                env=self._env(),
+                cwd=REPO_ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=self.preexec_fn,
+            )
+
     async def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
+        deadline = time.monotonic() + self.ready_timeout
         last = "no attempt"
         # trust_env=False: a proxy from the environment must never see loopback traffic.
         async with httpx.AsyncClient(timeout=2.0, trust_env=False) as client:
@@ -165,7 +207,8 @@ class LiveServer:
                 await asyncio.sleep(0.05)
         await self.kill()
         raise RuntimeError(
-            f"server not ready after {READY_TIMEOUT:.0f}s (last: {last}); log:\n{self.log_text()}"
+            f"server not ready after {self.ready_timeout:.0f}s (last: {last}); "
+            f"log:\n{self.log_text()}"
         )
 
     async def stop(self) -> None:

@@ -1,12 +1,14 @@
 // One room: the live feed (roomEvents over graphql-transport-ws, resumed by seq after a drop),
 // team status, the current task, the queue and the backlog with their actions, the send box,
-// and the room's people (members.js). A viewer sees the room read-only: no send box, no
-// steering (task actions, backlog, interrupt, rename, complete, agent prompts).
+// the room's people (members.js) and its agent slots (agents.js). A viewer sees the room
+// read-only: no send box, no steering (task actions, backlog, interrupt, rename, complete, agent
+// prompts and agent controls).
 //
-// Loading order matters: the room (with lastEventSeq = N) is read first, then the newest
-// messages and the open tasks, then the subscription starts with afterSeq = N. Everything that
-// changed after N is replayed; messages are keyed by their seq and tasks / participants keep the
-// newest version by updatedAt, so a replay never duplicates or rolls back anything.
+// Loading order matters: the room (with lastEventSeq = N, and its agent slots) is read first,
+// then the newest messages and the open tasks, then the subscription starts with afterSeq = N.
+// Everything that changed after N is replayed; messages are keyed by their seq and tasks,
+// participants and agent slots keep the newest version by updatedAt, so a replay never
+// duplicates or rolls back anything.
 
 import {
   ApiError,
@@ -30,6 +32,7 @@ import {
   timeEl,
   toast,
 } from "./dom.js";
+import { agentsPanel } from "./agents.js";
 import { renderMarkdown } from "./markdown.js";
 import { membersPanel } from "./members.js";
 
@@ -253,6 +256,7 @@ export function roomView(main, { roomId, navigate }) {
     h("button", { type: "submit", class: "btn btn-small", text: "Add" }),
   );
   const people = membersPanel({ roomId, onRole: setRole });
+  const agents = agentsPanel({ roomId, newer });
   const closeSide = h("button", {
     type: "button",
     class: "icon-btn side-close",
@@ -270,6 +274,7 @@ export function roomView(main, { roomId, navigate }) {
       teamSummary,
       teamList,
     ),
+    agents.el,
     h(
       "section",
       { class: "side-section", "aria-labelledby": "current-title" },
@@ -640,6 +645,7 @@ export function roomView(main, { roomId, navigate }) {
     if (!room) return;
     if (state.room && newer(state.room, room) !== room) return; // a replayed older version
     state.room = { ...(state.room || {}), ...room };
+    agents.setRoom(state.room);
     renderHead();
     renderSend();
   }
@@ -667,6 +673,7 @@ export function roomView(main, { roomId, navigate }) {
       applyParticipant(event.participant);
       renderTeam();
     }
+    if (event.agent) agents.apply(event.agent);
     if (event.task) applyTask(event.task, { render: false });
     if (event.message) upsertMessages([event.message], { fromLive: true });
     if (event.task || event.message) {
@@ -1160,6 +1167,7 @@ export function roomView(main, { roomId, navigate }) {
     sendForm.hidden = readOnly();
     readOnlyNote.hidden = !readOnly();
     backlogForm.hidden = readOnly();
+    agents.setRole(role);
     if (!state.room) return;
     renderHead();
     renderTeam();
@@ -1253,12 +1261,17 @@ export function roomView(main, { roomId, navigate }) {
       // My role decides what is shown; if it cannot be read, the server still refuses what a
       // viewer may not do.
       people.load().catch(() => null),
+      // Which slots run on a machine of mine (their Start / Stop / Restart), and its status.
+      agents.loadMachines().catch(() => null),
     ]);
     if (stopped) return;
     const room = roomData.chatroom;
     for (const p of room.participants) applyParticipant(p);
     delete room.participants;
+    const slots = room.agents;
+    delete room.agents;
     applyRoom(room);
+    agents.load(slots);
     const afterSeq = room.lastEventSeq;
 
     const data = await gql("Feed", { id: roomId, last: PAGE });
@@ -1303,7 +1316,10 @@ export function roomView(main, { roomId, navigate }) {
   timers.push(setInterval(() => refreshRelativeTimes(page), 30_000));
   // Membership changes arrive as ROOM_UPDATED while the feed is live; the tab getting focus
   // re-reads the people too (after a reconnect, say).
-  const onFocus = () => people.load().catch(() => {});
+  const onFocus = () => {
+    people.load().catch(() => {});
+    agents.loadMachines().catch(() => {});
+  };
   window.addEventListener("focus", onFocus);
   cleanupFns.push(() => window.removeEventListener("focus", onFocus));
 

@@ -47,6 +47,7 @@ OTHERS: dict[str, tuple[list[str], list[str]]] = {
     "wakeup": ([], ["--samples", "50", "--warmup", "5"]),
     "cli": ([], ["--quick"]),
     "hot_paths": ([], ["--runs", "50"]),
+    "agent_control": ([], ["--rounds", "10", "--warmup", "2"]),
 }
 SUBPROCESS_TIMEOUT = 300.0
 

@@ -38,6 +38,7 @@ EXCEPTIONS: set[tuple[str, str]] = {("chatroom/cli/serve.py", "chatroom.db.embed
 # `chatroom agents` commands (a thin module that loads the runner only when a command runs).
 REGISTRATIONS: set[tuple[str, str]] = {
     ("chatroom/cli/main.py", "chatroom.runner.command.agents_app"),
+    ("chatroom/cli/main.py", "chatroom.runner.machine_command.machine_app"),
     ("chatroom/cli/main.py", "chatroom.mcp.command.mcp"),
 }
 # Must not be imported at module level by any chatroom.cli module: each costs start-up time on

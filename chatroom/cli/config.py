@@ -129,12 +129,14 @@ def read_login_file() -> dict[str, Any]:
     return data
 
 
-def _write_private(path: Path, data: dict[str, Any]) -> None:
+def write_private(path: Path, data: dict[str, Any]) -> None:
+    """Write `data` as JSON to `path`, atomically, readable by this user only (0600, in a 0700
+    directory): the login file and the runner's files (sessions, machine ids) alike."""
     directory = path.parent
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         os.chmod(directory, 0o700)
-    fd, tmp = tempfile.mkstemp(prefix=".login-", suffix=".json", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".json", dir=directory)
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -159,7 +161,7 @@ def save_login(base_url: str, token: str, user: dict[str, Any], *, guest: bool) 
     }
     data["current"] = base_url
     data["version"] = 1
-    _write_private(path, data)
+    write_private(path, data)
     return path
 
 
@@ -174,7 +176,7 @@ def forget_login(base_url: str) -> bool:
     if data.get("current") == base_url:
         data["current"] = next(iter(servers), None)
     if servers:
-        _write_private(path, data)
+        write_private(path, data)
     else:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

@@ -27,6 +27,7 @@ from chatroom.cli.output import OPTIONS, echo_err, emit_json  # noqa: E402
 from chatroom.cli.serve import serve  # noqa: E402
 from chatroom.mcp.command import mcp  # noqa: E402 - `chatroom mcp`, a thin module
 from chatroom.runner.command import agents_app  # noqa: E402 - `chatroom agents`, a thin module
+from chatroom.runner.machine_command import machine_app  # noqa: E402 - `chatroom machine`, thin
 
 ENV_DEBUG = "CHATROOM_DEBUG"
 EXIT_CTRL_C = 130
@@ -72,6 +73,7 @@ app.add_typer(backlog.backlog_app)
 app.command("prompt")(rooms.prompt)
 app.command("watch")(watch.watch)
 app.add_typer(agents_app)
+app.add_typer(machine_app)
 app.command("mcp")(mcp)
 
 

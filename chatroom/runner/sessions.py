@@ -3,13 +3,10 @@ runner resumes each role's conversation. One small JSON file, written atomically
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
-from chatroom.cli.config import config_dir
+from chatroom.cli.config import config_dir, write_private
 
 RUNNER_DIR = "runner"
 SESSIONS_FILE = "sessions.json"
@@ -37,7 +34,7 @@ class SessionStore:
             data.pop(key, None)
         else:
             data[key] = session_id
-        self._write(data)
+        write_private(self.path, data)
 
     def _read(self) -> dict[str, object]:
         try:
@@ -45,16 +42,3 @@ class SessionStore:
         except (FileNotFoundError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
-
-    def _write(self, data: dict[str, object]) -> None:
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".sessions-", dir=self.path.parent)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(data, out, indent=2, sort_keys=True)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise

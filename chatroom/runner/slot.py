@@ -4,7 +4,11 @@ A slot waits for a task (the CLI's Waiter: subscribe, claim atomically), runs th
 and when the process exits asks the server whether the task was handed off. Not handed off: the
 same session is resumed with a nudge, at most twice; then the slot NEEDS_ATTENTION, the room is
 told why, and the task stays with the role until a person decides. A crash (non-zero exit) is
-restarted with backoff; five in ten minutes open the slot's circuit.
+restarted with backoff; five in ten minutes open the slot's circuit, and the slot ends until a
+person restarts it (`chatroom agents restart`: the daemon then runs a new slot).
+
+A slot is run by the machine daemon (chatroom/runner/machine.py), which claims it on the server
+first: the harness acts with the token of that claim, scoped to the slot's room and role.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from typing import Any
 
 from chatroom.cli import output
 from chatroom.cli.client import Api, Backoff
-from chatroom.cli.config import Target
 from chatroom.cli.errors import ServerRefused, Unreachable
 from chatroom.cli.live import TRANSIENT, Waiter, room_events
 from chatroom.cli.render import Chain, RoleInfo, team_of
@@ -58,7 +61,7 @@ class SlotState(StrEnum):
 
 @dataclass(frozen=True)
 class SlotConfig:
-    """What every slot of one `agents run` shares."""
+    """How one slot runs its harness (from the server's agent slot)."""
 
     room_id: str
     harness: Harness
@@ -91,13 +94,13 @@ class Slot:
     client: Api  # the person's own token: waits, claims, checks, posts
     role: str
     sessions: SessionStore
-    report: Callable[[Slot, str], None]  # prints a line about this slot
+    report: Callable[[Slot, str], None]  # prints a line about this slot, tells the server
+    token: str  # the agent token the harness acts with (the slot's room + role only)
     state: SlotState = SlotState.STARTING
     task_id: str | None = None
     activity: str | None = None
     last_error: str | None = None
     failures: deque[float] = field(default_factory=deque)
-    token: str | None = None  # the agent token the harness acts with (room + role only)
     process: HarnessProcess | None = None
     stopping: bool = False
     superseded: bool = False
@@ -110,9 +113,8 @@ class Slot:
         backoff = Backoff(RECONNECT_SECONDS)
         while not self.stopping:
             try:
-                if self.token is None:
-                    await self._mint_token()
                 waiter = Waiter(self.client, self.config.room_id, self.role)
+                self.task_id = self.activity = None
                 self._set(SlotState.WAITING)
                 outcome = await waiter.run()
                 backoff.reset(RECONNECT_SECONDS)
@@ -144,29 +146,13 @@ class Slot:
                 if self.superseded:
                     return
                 if self.state is SlotState.CIRCUIT_OPEN:
-                    await asyncio.Event().wait()  # until the runner stops: a person restarts it
+                    return  # until a person restarts it
 
     async def stop_harness(self) -> None:
         """Graceful stop: the harness gets SIGTERM, then SIGKILL after a grace period."""
         self.stopping = True
         if self.process is not None:
             await self.process.stop()
-
-    async def close(self) -> None:
-        """Revoke the slot's agent token (the harness is gone)."""
-        token, self.token = self.token, None
-        if token is None:
-            return
-        agent = Api(Target(self.client.target.base_url, token, "runner", False))
-        with contextlib.suppress(Exception):
-            await agent.acall("RevokeSession", budget=2.0)
-        self._set(SlotState.STOPPED)
-
-    async def _mint_token(self) -> None:
-        data = await self.client.acall(
-            "CreateAgentToken", {"chatroomId": self.config.room_id, "role": self.role}
-        )
-        self.token = data["createAgentToken"]["token"]
 
     # --- one task -------------------------------------------------------------------------
 
@@ -293,7 +279,6 @@ class Slot:
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
-        assert self.token is not None
         env.update(
             CHATROOM_SERVER=self.client.target.base_url,
             CHATROOM_ROOM=self.config.room_id,
@@ -339,10 +324,11 @@ class Slot:
         return any(t["id"] == task_id and t["assignedTo"] == self.role for t in data["tasks"])
 
     async def _tell_room(self, task_id: str, what: str, why: str, tail: list[str]) -> None:
+        restart = output.commands().agents("restart", self.config.room_id, self.role)
         lines = [
             f"[runner] The {self.role} agent ({self.config.harness.name}) stopped working task "
-            f"{task_id}: {what}. Last run: {why}. The task stays with {self.role}: restart the "
-            "runner to try again, or complete or cancel the task.",
+            f"{task_id}: {what}. Last run: {why}. The task stays with {self.role}: `{restart}` "
+            "tries again, or complete or cancel the task.",
         ]
         if tail:
             lines += ["Last output lines:", "```", *tail[-10:], "```"]

@@ -7,9 +7,12 @@ shell tool would. AGENT_MODE picks a behaviour, for the fault tests:
   lazy       exit 0 without handing off
   hang       never end (until the runner stops it)
   crash      exit 3 every time
+  crash-five exit 3 on the first five runs of a task, then behave like ok
   block-once on the first run of a task print "AGENT BLOCKING" and wait forever; then ok
 
-Every run appends a line to runs.log in the working directory: `<task id> <first prompt line>`.
+Every run appends a line to runs.log in the working directory: `<task id> <first prompt line>`,
+and one to tokens.log: `<pid> <CHATROOM_TOKEN>` (the tests check that a stop ends the process and
+revokes the token).
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ def main() -> int:
     )
     with log.open("a") as out:
         out.write(f"{task} {os.environ['CHATROOM_ROLE']} {prompt.splitlines()[0]}\n")
+    with Path("tokens.log").open("a") as out:
+        out.write(f"{os.getpid()} {os.environ['CHATROOM_TOKEN']}\n")
     mode = os.environ.get("AGENT_MODE", "ok")
-    if mode == "crash":
+    if mode == "crash" or (mode == "crash-five" and len(earlier) < 5):
         print("agent: crashing on purpose", flush=True)
         return 3
     if mode == "lazy":

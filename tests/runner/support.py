@@ -1,4 +1,5 @@
-"""Driving `chatroom agents run` as a subprocess, and reading the room it works in."""
+"""Driving the daemon (`chatroom machine start`, `chatroom agents run`) as a subprocess, and
+reading the room it works in."""
 
 from __future__ import annotations
 
@@ -73,11 +74,13 @@ class RunnerProc:
 async def start_runner(
     cli: Cli, room: str, *args: str, env: Mapping[str, str] | None = None
 ) -> RunnerProc:
+    return await start_daemon(cli, "agents", "run", room, *args, env=env)
+
+
+async def start_daemon(cli: Cli, *args: str, env: Mapping[str, str] | None = None) -> RunnerProc:
+    """`chatroom <args>` left running (a daemon: `machine start`, `agents run`)."""
     proc = await asyncio.create_subprocess_exec(
         *CLI,
-        "agents",
-        "run",
-        room,
         *args,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,

@@ -3,9 +3,11 @@ harness running the scripted agent program in one of its modes."""
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from tests.cli.support import Cli, logged_in, until_waiting
 from tests.conftest import StartServer
@@ -19,6 +21,7 @@ from tests.runner.support import (
     tasks,
     until,
 )
+from tests.support.gql_client import expect_error, gql_http
 from tests.support.pg import PgDatabase
 from tests.support.server import LiveServer
 
@@ -92,8 +95,10 @@ async def test_exit_zero_without_a_handoff_is_nudged_twice_then_needs_attention(
         text = str(note["content"])
         assert "needs attention" in text and str(task["id"]) in text
         assert "ending without a handoff" in text  # the output's last lines
+        # The server has the slot's state, as its daemon reported it.
+        await until(_state(cli, room, "NEEDS_ATTENTION"), "the server shows NEEDS_ATTENTION")
         status = await cli.run("agents", "status", room)
-        assert "builder: NEEDS_ATTENTION" in status.ok().out
+        assert "builder: NEEDS_ATTENTION (desired RUNNING)" in status.ok().out
         # The person decides: cancelling the task frees the slot for the role's next task.
         waiting = runner.count(r"builder: WAITING")
         await _cancel(live_server, cli, room, str(task["id"]))
@@ -132,10 +137,9 @@ async def test_five_crashes_open_the_circuit(
         await runner.line(r"builder: CIRCUIT_OPEN 5 failures in 10 minutes")
         assert len(_runs(workdir)) == 5
         assert runner.count(r"builder: BACKOFF it exited with code 3") == 4
-        status = await cli.json("agents", "status", room)
-        slot = status["runner"]["slots"]["builder"]
-        assert slot["circuit_open"] is True and slot["failures"] == 5
-        assert status["running"] is True
+        slot = await until(_state(cli, room, "CIRCUIT_OPEN"), "the server shows CIRCUIT_OPEN")
+        assert "exited with code 3" in slot["last_error"]
+        assert (slot["desired_state"], slot["machine_online"]) == ("RUNNING", True)
         task = await _task(live_server, cli, room)
         assert (task["status"], task["assignedTo"]) == ("IN_PROGRESS", "builder")
         messages = await feed(live_server, cli.token(), room)
@@ -181,6 +185,17 @@ async def test_a_sigkilled_runner_started_again_resumes_the_task_and_works_it_on
         assert await second.stop() == 0
 
 
+def _state(cli: Cli, room: str, state: str) -> Callable[[], Awaitable[dict[str, Any] | None]]:
+    """A check: the builder's slot as `agents status --json` shows it, once in `state`."""
+
+    async def check() -> dict[str, Any] | None:
+        agents = (await cli.json("agents", "status", room))["agents"]
+        slot: dict[str, Any] = next(a for a in agents if a["role"] == "builder")
+        return slot if slot["state"] == state else None
+
+    return check
+
+
 def _handed_off(server: LiveServer, cli: Cli, room: str) -> Callable[[], Awaitable[bool]]:
     """A check: the builder's one handoff (to the reviewer) is the room's only one."""
 
@@ -193,6 +208,17 @@ def _handed_off(server: LiveServer, cli: Cli, room: str) -> Callable[[], Awaitab
 def _started(workdir: Path) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         return bool(_runs(workdir))
+
+    return check
+
+
+def _gone(pid: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
 
     return check
 
@@ -280,10 +306,20 @@ async def test_a_second_runner_for_the_role_takes_over_and_the_first_stops(
     await until(_started(workdir), "the first runner's agent started")
     second = await _builder(cli, room, workdir, "block-once")
     try:
-        await first.line(r"builder: SUPERSEDED another waiter took this role over")
-        assert await first.stop() == 0, first.out  # it ended on its own; stop() just reaps it
+        # The newer daemon claimed the slot (newest claim wins); the first is told and stops its
+        # harness, whose token the claim revoked: it cannot hand the task off any more.
+        await first.line(rf"builder: SUPERSEDED another daemon took {room}/builder over")
+        first_pid, first_token = (workdir / "tokens.log").read_text().split()[:2]
+        await until(_gone(int(first_pid)), "the first runner's harness ended")
+        async with gql_http(live_server, first_token) as session:
+            code, _ = await expect_error(session.execute("query { me { id } }"))
+        assert code == "UNAUTHENTICATED"
+        assert await first.stop() == 0, first.out
 
-        await until(_handed_off(live_server, cli, room), "the second runner finished the task")
+        try:
+            await until(_handed_off(live_server, cli, room), "the second runner finished the task")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{second.out}") from None
         runs = _runs(workdir)
         assert len(runs) == 2 and runs[0].split()[0] == runs[1].split()[0]
         await second.line(r"builder: WORKING task \S+ \(resumed after a restart\)")

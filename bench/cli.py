@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
-    CLAIM_TASK,
     Client,
     CpuMeter,
     Row,
     Server,
     bench_database,
     builder_holds,
+    claim,
     database_description,
     database_name,
     format_table,
@@ -207,9 +207,7 @@ async def measure_delivery(
             back = await handoff(client, room, "reviewer", "builder", f"Sample {i}: reviewed.")
             new_task = back["newTask"]["id"]
             assert result["newTask"]["assignedTo"] == "reviewer"
-            await client.execute(
-                CLAIM_TASK, input={"chatroomId": room, "taskId": new_task, "role": "builder"}
-            )
+            await claim(client, room, new_task, "builder")
     return from_response, from_request
 
 

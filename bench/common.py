@@ -318,13 +318,19 @@ async def ws_subscriber(
     return ws
 
 
+async def claim(client: Client, room: str, task_id: str, role: str) -> None:
+    """claimTask with the CLI's document; it must win."""
+    data = await client.execute(
+        CLAIM_TASK, input={"chatroomId": room, "taskId": task_id, "role": role}
+    )
+    assert data["claimTask"]["success"], data
+
+
 async def builder_holds(client: Client, room: str, content: str = "Bench.") -> str:
     """A user request in an idle room, claimed by the builder; the task's id."""
     sent = await client.execute(SEND_MESSAGE, input={"chatroomId": room, "content": content})
     task_id: str = sent["sendMessage"]["task"]["id"]
-    await client.execute(
-        CLAIM_TASK, input={"chatroomId": room, "taskId": task_id, "role": "builder"}
-    )
+    await claim(client, room, task_id, "builder")
     return task_id
 
 

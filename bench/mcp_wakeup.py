@@ -43,11 +43,11 @@ from pydantic import BaseModel
 
 from bench.cli import Cli
 from bench.common import (
-    CLAIM_TASK,
     Client,
     Server,
     bench_database,
     builder_holds,
+    claim,
     database_description,
     format_table,
     handoff,
@@ -116,6 +116,14 @@ class Ready:
         self.event.set()
 
 
+async def back_to_builder(reviewer: ClientSession, client: Client, room: str) -> None:
+    """The reviewer's session hands the baton back with its tool; the builder claims it."""
+    back = _result(
+        await reviewer.call_tool("hand_off", {"message": "Reviewed.", "target_role": "builder"})
+    )
+    await claim(client, room, back["new_task_id"], "builder")
+
+
 async def measure(samples: int, warmup: int) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {"push": [], "open call": [], "baseline: CLI Waiter": []}
     async with bench_database("chatroom_bench_mcp") as url, Server(url) as server:
@@ -141,19 +149,7 @@ async def measure(samples: int, warmup: int) -> dict[str, list[float]]:
                         at, push = await asyncio.wait_for(pushes.get(), SAMPLE_TIMEOUT)
                         assert push.content == text
                         timed = [("push", at - answered)]
-                        back = _result(
-                            await reviewer.call_tool(
-                                "hand_off", {"message": "Reviewed.", "target_role": "builder"}
-                            )
-                        )
-                        await client.execute(
-                            CLAIM_TASK,
-                            input={
-                                "chatroomId": room,
-                                "taskId": back["new_task_id"],
-                                "role": "builder",
-                            },
-                        )
+                        await back_to_builder(reviewer, client, room)
                         # open call: wait_for_task is waiting when the handoff commits.
                         ready = Ready()
                         call = asyncio.ensure_future(
@@ -166,19 +162,7 @@ async def measure(samples: int, warmup: int) -> dict[str, list[float]]:
                         answered = time.perf_counter()
                         assert _result(await asyncio.wait_for(call, SAMPLE_TIMEOUT))["body"] == text
                         timed.append(("open call", time.perf_counter() - answered))
-                        back = _result(
-                            await reviewer.call_tool(
-                                "hand_off", {"message": "Reviewed.", "target_role": "builder"}
-                            )
-                        )
-                        await client.execute(
-                            CLAIM_TASK,
-                            input={
-                                "chatroomId": room,
-                                "taskId": back["new_task_id"],
-                                "role": "builder",
-                            },
-                        )
+                        await back_to_builder(reviewer, client, room)
                         # baseline: the CLI's Waiter in this process (what wait-for-message
                         # runs, without its process start and printing), in another room.
                         waiter = Waiter(api, plain, "reviewer")
@@ -190,14 +174,7 @@ async def measure(samples: int, warmup: int) -> dict[str, list[float]]:
                         assert outcome.event == "task"
                         timed.append(("baseline: CLI Waiter", time.perf_counter() - answered))
                         new = await handoff(client, plain, "reviewer", "builder", "Reviewed.")
-                        await client.execute(
-                            CLAIM_TASK,
-                            input={
-                                "chatroomId": plain,
-                                "taskId": new["newTask"]["id"],
-                                "role": "builder",
-                            },
-                        )
+                        await claim(client, plain, new["newTask"]["id"], "builder")
                         if i >= warmup:
                             for mode, seconds in timed:
                                 out[mode].append(seconds)

@@ -60,7 +60,7 @@ def _machine_lines(machine: dict[str, Any], this_id: str | None) -> None:
     for slot in machine["agents"]:
         echo(f"  {slot_line(slot, machine['online'], room=True)}")
     if not machine["agents"]:
-        echo("  no agents (`chatroom agents start <room> --machine ...` sets some to run)")
+        echo("  no agents yet (`chatroom agents start --help` says how to set some to run)")
 
 
 @machine_app.command("list")

@@ -4,8 +4,9 @@ takes work. Every resolver asks these before it reads or writes anything."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import ColumnElement, exists, or_
+from sqlalchemy import ColumnElement, bindparam, exists, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -34,10 +35,8 @@ async def load_room(
     if caller.scope_chatroom_id is not None and room_id != caller.scope_chatroom_id:
         room_id = uuid.UUID(int=0)  # an agent token sees one room; others look missing
     roles = (MemberRole.MEMBER,) if steer else (MemberRole.MEMBER, MemberRole.VIEWER)
-    query = select(Chatroom).where(Chatroom.id == room_id, visible_to(caller, roles))
-    if lock:
-        query = query.with_for_update(of=Chatroom)
-    room = (await tx.exec(query)).first()
+    parameters = {"room_id": room_id, "user_id": caller.user_id, "roles": [r.value for r in roles]}
+    room = (await tx.exec(_ROOM_QUERIES[lock], params=parameters)).first()
     if room is None and steer and await _is_viewer(tx, caller, room_id):
         raise Forbidden(
             "You are a viewer of this chatroom: viewers read, they do not act. Ask its owner "
@@ -67,14 +66,32 @@ def visible_to(
 ) -> ColumnElement[bool]:
     """Rooms the caller owns or is a member of with one of `roles` (SPEC §12: "owner or
     member" wherever §5 says "owner")."""
+    return _visible(caller.user_id, [r.value for r in roles])
+
+
+def _visible(user_id: Any, roles: Any) -> ColumnElement[bool]:
     return or_(
-        col(Chatroom.owner_id) == caller.user_id,
+        col(Chatroom.owner_id) == user_id,
         exists().where(
             col(RoomMember.chatroom_id) == Chatroom.id,
-            col(RoomMember.user_id) == caller.user_id,
-            col(RoomMember.role).in_([r.value for r in roles]),
+            col(RoomMember.user_id) == user_id,
+            col(RoomMember.role).in_(roles),
         ),
     )
+
+
+def _room_query(*, lock: bool) -> Any:
+    query = select(Chatroom).where(
+        Chatroom.id == bindparam("room_id"),
+        _visible(bindparam("user_id"), bindparam("roles", expanding=True)),
+    )
+    return query.with_for_update(of=Chatroom) if lock else query
+
+
+# Every request loads its room: the statement is built once, so a call only binds its values
+# (SQLAlchemy memoizes a built statement's cache key; building it per call cost more CPU than
+# PostgreSQL spent running it).
+_ROOM_QUERIES = {lock: _room_query(lock=lock) for lock in (True, False)}
 
 
 async def role_in(tx: AsyncSession, caller: Caller, room_id: uuid.UUID, owner_id: uuid.UUID) -> str:

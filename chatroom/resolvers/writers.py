@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Result, exists, insert, literal, true, update
+from sqlalchemy import Executable, Result, bindparam, exists, insert, literal, true, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, col, select
@@ -226,6 +226,17 @@ async def insert_message(
 # --- tasks ----------------------------------------------------------------------------------
 
 
+def _active_query(*, lock: bool) -> Any:
+    query = select(Task).where(
+        Task.chatroom_id == bindparam("room_id"), col(Task.status).in_(ACTIVE_TASK_STATUSES)
+    )
+    return query.with_for_update() if lock else query
+
+
+# Built once: a call binds the room id only (see access._ROOM_QUERIES).
+_ACTIVE_QUERIES = {lock: _active_query(lock=lock) for lock in (True, False)}
+
+
 async def active_task(tx: AsyncSession, room: Chatroom, *, lock: bool = True) -> Task | None:
     """The room's one pending or in-progress task (the partial unique index allows no second),
     locked for a writer; readers pass lock=False. Read once per transaction: under the room
@@ -233,10 +244,7 @@ async def active_task(tx: AsyncSession, room: Chatroom, *, lock: bool = True) ->
     known: dict[uuid.UUID, Task | None] = tx.info.get(_ACTIVE, {})
     if room.id in known:
         return known[room.id]
-    query = select(Task).where(
-        Task.chatroom_id == room.id, col(Task.status).in_(ACTIVE_TASK_STATUSES)
-    )
-    task = (await tx.exec(query.with_for_update() if lock else query)).first()
+    task = (await tx.exec(_ACTIVE_QUERIES[lock], params={"room_id": room.id})).first()
     if lock:
         tx.info.setdefault(_ACTIVE, {})[room.id] = task
     return task

@@ -1,11 +1,12 @@
-"""What the taskAvailable subscription delivers.
+"""What the taskAvailable subscription delivers (its life around this: chatroom.resolvers.waiting).
 
-A waiter starts from the tables (`first_deliveries`: what is due right now, including a task
-its role already holds). After that it follows the room's event log (`due_from_events`): every
-change to a task, message or participant is logged in the transaction that made it, with the
-row as that change left it, so the events after the waiter's cursor say everything that
-happened since, in commit order. The log is read once per announcement for all subscribers of
-the room in this process (chatroom.db.feed), so waking a waiter costs no query of its own.
+A waiter starts from the tables (`register_waiter`: what is due right now, including a task its
+role already holds, read in the transaction that registers it). After that it follows the
+room's event log (`due_from_events`): every change to a task, message or participant is logged
+in the transaction that made it, with the row as that change left it, so the events after the
+waiter's cursor say everything that happened since, in commit order. The log is read once per
+announcement for all subscribers of the room in this process (chatroom.db.feed), so waking a
+waiter costs no query of its own.
 A missed notification can delay a delivery but never lose one: the log is the source."""
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ class Waiter:
     entry_point: str
     role: str
     waiter_id: uuid.UUID
-    registered_at_message: int  # the room's newest message seq when the waiter registered
     event_cursor: int  # the newest room event this waiter has taken into account
     delivered: set[tuple[uuid.UUID, int]] = field(default_factory=set)
 
@@ -74,9 +74,15 @@ class Waiter:
 
 async def register_waiter(
     tx: AsyncSession, caller: Caller, *, chatroom_id: str, role: str
-) -> Waiter:
-    """Become the role's one waiter (superseding any other, on any process) and mark the role
-    present: WAITING, or ACTIVE if it already holds a task (its agent restarted)."""
+) -> tuple[Waiter, list[Delivery]]:
+    """Become the role's one waiter (superseding any other, on any process), mark the role
+    present (WAITING, or ACTIVE if it already holds a task: its agent restarted), and say what
+    is due to it right now: a task the role can claim, or the one it holds.
+
+    One transaction under the room's lock, so the tables read here and the log after the
+    waiter's cursor (`due_from_events`) meet exactly: every later change commits after this
+    one and is logged after the cursor. That is also why nothing final can be due yet: a newer
+    waiter or an interrupt would be a later change, and reaches the waiter through the log."""
     room = await access.load_room(tx, caller, chatroom_id, lock=True)
     who = access.acting_role(room, caller, role)
     await writers.expire_lapsed_lease(tx, room)
@@ -87,51 +93,15 @@ async def register_waiter(
     status = ParticipantStatus.ACTIVE if holds else ParticipantStatus.WAITING
     # Always logged (seen_at), so an older waiter on any process wakes and sees it lost.
     await writers.set_participant(tx, room, who, status, seen_at=utcnow())
-    return Waiter(
-        room.id,
-        room.entry_point,
-        who,
-        row.waiter_id,
-        registered_at_message=room.last_message_seq,
-        event_cursor=room.last_event_seq,
-    )
-
-
-async def first_deliveries(tx: AsyncSession, caller: Caller, waiter: Waiter) -> list[Delivery]:
-    """What is due to a new waiter, read from the tables: SUPERSEDED or INTERRUPT (final: the
-    wait ends), a task the role can claim, or one it already holds (its agent restarted)."""
-    room = await _room(tx, caller, waiter.room_id)
-    row = await writers.participant(tx, room, waiter.role)
-    if row.waiter_id != waiter.waiter_id:
-        return [Delivery(DeliveryKind.SUPERSEDED)]
-    # An interrupt ends the wait: everyone was set idle and told to stop. The interrupted
-    # task is pending again and comes back when the agent next waits.
-    interrupt = (
-        await tx.exec(
-            select(Message)
-            .where(
-                Message.chatroom_id == room.id,
-                Message.seq > waiter.registered_at_message,
-                Message.type == MessageType.INTERRUPT,
-            )
-            .order_by(col(Message.seq).desc())
-            .limit(1)
-        )
-    ).first()
-    if interrupt is not None:
-        return [Delivery(DeliveryKind.INTERRUPT, message=interrupt)]
-    out: list[Delivery] = []
-    task = await writers.active_task(tx, room, lock=False)
-    if task is None:
-        return out
-    held = task.status == TaskStatus.IN_PROGRESS and task.assigned_to == waiter.role
+    waiter = Waiter(room.id, room.entry_point, who, row.waiter_id, event_cursor=room.last_event_seq)
+    due: list[Delivery] = []
     # A held task is re-delivered only here, to a fresh waiter (the restarted agent), never
     # later to the waiter whose own delivery led to the claim.
-    if waiter.claimable(task) or held:
+    if task is not None and (holds or waiter.claimable(task)):
         waiter.delivered.add((task.id, task.attempt))
         source = await tx.get(Message, task.source_message_id) if task.source_message_id else None
-        out.append(Delivery(DeliveryKind.TASK, task=task, message=source, resumed=held))
-    return out
+        due.append(Delivery(DeliveryKind.TASK, task=task, message=source, resumed=holds))
+    return waiter, due
 
 
 MessageLoader = Callable[[uuid.UUID], Awaitable[Message | None]]
@@ -225,10 +195,6 @@ async def open_room_feed(
     head = room.last_event_seq
     start = head if after_seq is None else max(0, min(after_seq, head))
     return room.id, start
-
-
-async def _room(tx: AsyncSession, caller: Caller, room_id: uuid.UUID) -> Chatroom:
-    return await access.load_room(tx, caller, str(room_id), lock=False)
 
 
 async def rooms_with_lapsed_leases(tx: AsyncSession, *, limit: int = 100) -> list[uuid.UUID]:

@@ -36,11 +36,18 @@ from chatroom.db.migrate import upgrade_to_head
 from chatroom.db.session import Database, create_engine
 from chatroom.resolvers import sweeper
 from chatroom.resolvers.errors import AppError
-from chatroom.schema import http_media, metrics, request_log, trusted_documents, web
+from chatroom.resolvers.live import PRESENCE_INTERVAL
+from chatroom.schema import (
+    http_media,
+    metrics,
+    request_log,
+    shared_results,
+    trusted_documents,
+    web,
+)
 from chatroom.schema.build import schema
 from chatroom.schema.context import RequestContext
 from chatroom.schema.limits import BodyLimit, RateLimiter, WebSocketLimits, bearer_token
-from chatroom.schema.subscription import PRESENCE_INTERVAL
 
 log = logging.getLogger("chatroom")
 # Where parse_http_body keeps a request's documentId until execute_single resolves it.
@@ -94,6 +101,11 @@ class ChatroomGraphQL(GraphQL[RequestContext, None]):
         return await super().execute_single(
             request, request_adapter, sub_response, context, root_value, request_data
         )
+
+    def encode_json(self, data: object) -> str | bytes:
+        """A subscription result shared by subscribers with the same document is encoded once
+        and framed per operation (chatroom.schema.shared_results)."""
+        return shared_results.encode_message(data, super().encode_json)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         page = await web.graphiql_page(request)

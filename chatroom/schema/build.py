@@ -27,6 +27,7 @@ from chatroom.schema.metrics import OperationMetrics
 from chatroom.schema.mutation import Mutation
 from chatroom.schema.query import Query
 from chatroom.schema.request_log import OperationLog
+from chatroom.schema.shared_results import SharedEventExecutor
 from chatroom.schema.subscription import Subscription
 
 
@@ -100,6 +101,9 @@ schema = ChatroomSchema(
     query=Query,
     mutation=Mutation,
     subscription=Subscription,
+    # A subscription event's result is executed and encoded once for every subscriber with
+    # the same document (chatroom/schema/shared_results.py); other executions are unchanged.
+    execution_context_class=SharedEventExecutor,
     extensions=[
         OperationMetrics,
         OperationLog,

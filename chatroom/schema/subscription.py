@@ -3,39 +3,30 @@
 Each generator registers with this process's hub BEFORE its first read, so nothing committed
 after that read can slip past: either the read saw it, or its notification wakes us. Every
 subscription checks the caller's token when it starts, at the token's expiry and the moment
-its session is revoked (the hub wakes it), and clean-up always runs."""
+its session is revoked (chatroom.resolvers.live), and clean-up always runs. A taskAvailable
+waiter's whole life is chatroom.resolvers.waiting.TaskWaiter; its field only adapts it."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import TypeVar
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 
 import strawberry
 
 from chatroom.db.feed import BATCH
-from chatroom.db.listener import Subscriber
-from chatroom.db.models import EventKind, Message, RoomEvent, utcnow
-from chatroom.resolvers import access, delivery, logins, validation
-from chatroom.resolvers.auth import Caller
+from chatroom.db.models import RoomEvent
+from chatroom.resolvers import delivery, logins, validation
+from chatroom.resolvers.live import Line, Watch
 from chatroom.resolvers.logins import LoginStatus
+from chatroom.resolvers.waiting import TaskWaiter
 from chatroom.schema import types as t
+from chatroom.schema.agents import AgentsSubscription
 from chatroom.schema.context import AppInfo
-from chatroom.schema.session import current_caller, in_read, in_transaction
 
-log = logging.getLogger("chatroom.subscriptions")
-
-# How often an open waiter refreshes the role's lastSeenAt (and re-checks its token).
-PRESENCE_INTERVAL = 15.0
 # Expiry needs no notification: a pending login re-checks itself this often.
 LOGIN_RECHECK = 1.0
-FINAL_KINDS = (delivery.DeliveryKind.SUPERSEDED, delivery.DeliveryKind.INTERRUPT)
-
-T = TypeVar("T")
 
 
 class EventViews:
@@ -61,51 +52,14 @@ class EventViews:
 EVENT_VIEWS = EventViews()
 
 
-def _until_recheck(caller: Caller) -> float:
-    """Sleep at most until the next presence touch, or the token's expiry if sooner."""
-    left = (caller.expires_at - utcnow()).total_seconds()
-    return max(0.05, min(PRESENCE_INTERVAL, left + 0.05))
-
-
-async def _recheck(info: AppInfo, wake: Subscriber, caller: Caller) -> Caller:
-    """Re-authenticate after a possible revocation or at expiry (raises UNAUTHENTICATED)."""
-    if wake.recheck or utcnow() >= caller.expires_at:
-        wake.recheck = False
-        return await current_caller(info)
-    return caller
-
-
-async def _watch(info: AppInfo, wake: Subscriber) -> Caller:
-    """Authenticate, and let a revocation of this session wake the subscription at once (the
-    next read then refuses the token and the subscription ends)."""
-    caller = await current_caller(info)
-    info.context.hub.also_wake_on(wake, caller.session_id)
-    return caller
-
-
-async def _check_access(
-    info: AppInfo, chatroom_id: str, events: list[RoomEvent], *, steer: bool
-) -> None:
-    """Who may see or act in a room changes with a ROOM_UPDATED event (a member removed or
-    demoted, chatroom/resolvers/members.py): after one, ask again (raises NOT_FOUND or
-    FORBIDDEN, which ends the subscription before it yields anything more)."""
-    if any(e.kind == EventKind.ROOM_UPDATED for e in events):
-        await in_read(
-            info, lambda tx, c: access.load_room(tx, c, chatroom_id, lock=False, steer=steer)
-        )
-
-
-async def _shielded(work: Callable[[], Awaitable[T]]) -> T | None:
-    """Clean-up that must finish even when the client vanished mid-await."""
-    try:
-        return await asyncio.shield(work())
-    except Exception:
-        log.exception("subscription clean-up failed")
-        return None
+def _line(info: AppInfo) -> Line:
+    """What a live subscription takes from its connection's context."""
+    c = info.context
+    return Line(db=c.db, hub=c.hub, feeds=c.feeds, token=c.token, seen=c.seen)
 
 
 @strawberry.type
-class Subscription:
+class Subscription(AgentsSubscription):
     @strawberry.subscription(
         description="The room's change log from a cursor: replays what was missed, then follows "
         "live. Resume with the last seq you saw; without afterSeq it starts live."
@@ -114,26 +68,26 @@ class Subscription:
         self, info: AppInfo, chatroom_id: strawberry.ID, after_seq: int | None = None
     ) -> AsyncGenerator[t.RoomEvent, None]:
         room_uuid = validation.entity_id(chatroom_id, kind="chatroom")
-        with info.context.subscription_slot(), info.context.hub.subscribe(room_uuid) as wake:
-            caller = await _watch(info, wake)
-            room_id, cursor = await in_read(
-                info,
-                lambda tx, c: delivery.open_room_feed(
-                    tx, c, chatroom_id=chatroom_id, after_seq=after_seq
+        line = _line(info)
+        with info.context.subscription_slot(), line.hub.subscribe(room_uuid) as wake:
+            watch = Watch(line, wake)
+            room_id, cursor = await watch.start(
+                lambda tx, caller: delivery.open_room_feed(
+                    tx, caller, chatroom_id=chatroom_id, after_seq=after_seq
                 ),
+                write=False,
             )
             # Reads are shared by the room's subscribers here (FeedCache); access is checked
             # at the start and again whenever the session may have changed.
-            feed = info.context.feeds.feed(room_id)
+            feed = line.feeds.feed(room_id)
             while True:
                 events = await feed.after(cursor, wake.announced_seq)
-                await _check_access(info, chatroom_id, events, steer=False)
+                await watch.check_access(chatroom_id, events, steer=False)
                 for event in events:
                     cursor = event.seq
                     yield EVENT_VIEWS.of(event)
                 if len(events) < BATCH:
-                    await wake.wait(_until_recheck(caller))
-                    caller = await _recheck(info, wake, caller)
+                    await watch.idle()
 
     @strawberry.subscription(
         description="Wait for work as a role: marks it WAITING, delivers a task it can claim "
@@ -142,52 +96,11 @@ class Subscription:
     async def task_available(
         self, info: AppInfo, chatroom_id: strawberry.ID, role: str
     ) -> AsyncGenerator[t.TaskDelivery, None]:
-        room_uuid = validation.entity_id(chatroom_id, kind="chatroom")
-        db = info.context.db
-
-        async def load_message(message_id: uuid.UUID) -> Message | None:
-            async with db.read() as tx:
-                return await tx.get(Message, message_id)
-
-        with info.context.subscription_slot(), info.context.hub.subscribe(room_uuid) as wake:
-            caller = await _watch(info, wake)
-            waiter = await in_transaction(
-                info,
-                lambda tx, c: delivery.register_waiter(tx, c, chatroom_id=chatroom_id, role=role),
-            )
-            # From here on the room's log decides, read through the room's shared feed: a
-            # wake-up costs this waiter no query of its own (chatroom.resolvers.delivery).
-            feed = info.context.feeds.feed(waiter.room_id)
-            touched = time.monotonic()
-            try:
-                items = await in_read(info, lambda tx, c: delivery.first_deliveries(tx, c, waiter))
-                while True:
-                    for item in items:
-                        yield t.TaskDelivery.of(item)
-                        if item.kind in FINAL_KINDS:
-                            return
-                    events = await feed.after(waiter.event_cursor, wake.announced_seq)
-                    await _check_access(info, chatroom_id, events, steer=True)
-                    if events:
-                        items = await delivery.due_from_events(waiter, events, load_message)
-                        continue
-                    await wake.wait(_until_recheck(caller))
-                    caller = await _recheck(info, wake, caller)
-                    items = []
-                    if time.monotonic() - touched >= PRESENCE_INTERVAL:
-                        touched = time.monotonic()
-                        async with db.transaction() as tx:
-                            if not await delivery.touch_waiter(tx, waiter):
-                                # Forgotten without a logged change (taken for a dead
-                                # process's waiter): it is no longer the role's waiter.
-                                items = [delivery.Delivery(delivery.DeliveryKind.SUPERSEDED)]
-            finally:
-
-                async def release() -> None:
-                    async with db.transaction() as tx:
-                        await delivery.release_waiter(tx, waiter)
-
-                await _shielded(release)
+        waiter = TaskWaiter(_line(info), chatroom_id=chatroom_id, role=role)
+        with info.context.subscription_slot():
+            async with aclosing(waiter.deliveries()) as deliveries:
+                async for item in deliveries:
+                    yield t.TaskDelivery.of(item)
 
     @strawberry.subscription(
         description="The CLI side of device login: yields the request's status until it ends. "

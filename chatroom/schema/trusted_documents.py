@@ -2,10 +2,12 @@
 
 The registry is every operation file the product ships: the CLI's (also used by the agent
 runner and the MCP server) in chatroom/cli/operations/ and the web page's in
-chatroom/web/operations/. Each document is registered under two hashes: of its file text (what
-the web page sends) and of graphql-core's printed form of it (what gql sends: it parses the
-document and prints it back). Hashes are lowercase hex; a client names one as
-`documentId: "sha256:<hex>"` (the GraphQL over HTTP persisted-documents form) or bare hex.
+chatroom/web/operations/. A document's text is its file followed by the shared fragments it
+spreads (`document_text`: `...TaskFields` brings in `fragments/TaskFields.graphql`), which is
+what the page sends. Each document is registered under two hashes: of that text and of
+graphql-core's printed form of it (what gql sends: it parses the document and prints it back).
+Hashes are lowercase hex; a client names one as `documentId: "sha256:<hex>"` (the GraphQL over
+HTTP persisted-documents form) or bare hex.
 
 CHATROOM_TRUSTED_DOCUMENTS:
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -48,6 +51,10 @@ PREFIX = "sha256:"
 
 PACKAGE = Path(__file__).resolve().parent.parent
 DOCUMENT_DIRS = (PACKAGE / "cli" / "operations", PACKAGE / "web" / "operations")
+FRAGMENTS = "fragments"  # beside the operation files: one `fragment <Name>` per <Name>.graphql
+# A spread of a named fragment (`...TaskFields`); an inline fragment (`... on Task`) starts
+# with a lower-case keyword, and our fragment names, like operation names, start upper case.
+FRAGMENT_SPREAD = re.compile(r"\.\.\.\s*([A-Z][A-Za-z0-9]*)")
 
 
 def mode() -> Mode:
@@ -64,13 +71,29 @@ def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def document_text(path: Path) -> str:
+    """The text a client sends for the operation file at `path`: the file, then every fragment
+    it spreads (and those the fragments spread) from `fragments/` beside it, in name order, one
+    newline between. js/api.js composes the page's documents the same way, so the text sent is
+    the text registered here."""
+    text = path.read_text(encoding="utf-8")
+    found: dict[str, str] = {}
+    pending = FRAGMENT_SPREAD.findall(text)
+    while pending:
+        name = pending.pop()
+        if name not in found:
+            found[name] = (path.parent / FRAGMENTS / f"{name}.graphql").read_text(encoding="utf-8")
+            pending.extend(FRAGMENT_SPREAD.findall(found[name]))
+    return "\n".join([text, *(found[name] for name in sorted(found))])
+
+
 @cache
 def registry() -> Mapping[str, str]:
     """sha256 hex -> document text, for every shipped operation file (read once)."""
     documents: dict[str, str] = {}
     for folder in DOCUMENT_DIRS:
         for path in sorted(folder.glob("*.graphql")):
-            text = path.read_text(encoding="utf-8")
+            text = document_text(path)
             documents[sha256(text)] = text
             documents[sha256(print_ast(parse(text)))] = text
     return documents

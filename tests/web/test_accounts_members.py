@@ -14,6 +14,7 @@ from typing import Any
 from playwright.async_api import Browser, Page, Request, expect
 
 from tests.support.gql_client import expect_error, gql_http
+from tests.support.operations import web_operation
 from tests.support.server import LiveServer
 from tests.web.common import (
     REPO_ROOT,
@@ -50,13 +51,14 @@ def record_documents(page: Page) -> list[dict[str, Any]]:
 
 
 def assert_sent_as_files(bodies: list[dict[str, Any]], at_least: set[str]) -> None:
-    """Each request's query is exactly the text of operations/<operationName>.graphql."""
+    """Each request's query is exactly the text of operations/<operationName>.graphql, with
+    the fragments it spreads (what trusted documents register)."""
     sent = set()
     for body in bodies:
         name = body.get("operationName")
         path = OPERATIONS / f"{name}.graphql"
         assert path.is_file(), f"the page sent an operation with no file: {name!r}"
-        assert body["query"] == path.read_text(encoding="utf-8"), name
+        assert body["query"] == web_operation(name), name
         sent.add(name)
     assert at_least <= sent, f"not exercised: {sorted(at_least - sent)}"
 

@@ -2,9 +2,11 @@
 // (graphql-transport-ws, through the vendored graphql-ws client).
 //
 // Every document the page sends is a file in chatroom/web/operations/<Name>.graphql (one
-// operation per file, validated against schema.graphql by tests/web/test_operations.py). The
-// page fetches a file once and sends its text exactly as it is, never a string built here: the
-// server knows the documents by the sha256 of that text (trusted documents, SPEC §13).
+// operation per file, validated against schema.graphql by tests/web/test_operations.py), with
+// the shared fragments it spreads (`...TaskFields`: operations/fragments/TaskFields.graphql)
+// appended. The page fetches the files once and sends that text, never a query built here: the
+// server composes the same text from the same files (trusted_documents.document_text) and knows
+// each document by its sha256 (trusted documents, SPEC §13).
 
 const TOKEN_KEY = "chatroom.token";
 const USER_KEY = "chatroom.user";
@@ -12,6 +14,8 @@ const USER_KEY = "chatroom.user";
 export const GRAPHQL_PATH = "/graphql";
 const OPERATIONS_PATH = "/static/operations/";
 const OPERATION_NAME = /^[A-Z][A-Za-z0-9]*$/;
+// A named fragment spread; an inline fragment (`... on Task`) starts with a lower-case keyword.
+const FRAGMENT_SPREAD = /\.\.\.\s*([A-Z][A-Za-z0-9]*)/g;
 
 /** The guest token, kept in localStorage (GraphiQL at /graphql reads it too). */
 export const auth = {
@@ -69,9 +73,52 @@ export function errorText(err) {
   return "Something went wrong: " + (err && err.message ? err.message : String(err));
 }
 
-const documents = new Map(); // operation name -> Promise of the file's text
+const files = new Map(); // path -> Promise of the file's text
+const documents = new Map(); // operation name -> Promise of the document's text
 
-/** The text of operations/<name>.graphql, fetched once per page load. */
+/** A file under /static/operations/, fetched once per page load. */
+function operationFile(path) {
+  let text = files.get(path);
+  if (!text) {
+    text = fetch(OPERATIONS_PATH + path, { credentials: "omit" }).then(
+      async (response) => {
+        if (!response.ok) throw new Error(`The page is missing operations/${path}.`);
+        return response.text();
+      },
+      () => {
+        throw new NetworkError("Cannot reach the server. Check your connection and try again.");
+      },
+    );
+    files.set(path, text);
+    text.catch(() => files.delete(path)); // try again next time
+  }
+  return text;
+}
+
+function spreads(text) {
+  return [...text.matchAll(FRAGMENT_SPREAD)].map((m) => m[1]);
+}
+
+/** The file's text, then every fragment it spreads (and those the fragments spread), in name
+ * order, one newline between: exactly what trusted_documents.document_text composes. */
+async function compose(name) {
+  const text = await operationFile(name + ".graphql");
+  const found = new Map(); // fragment name -> text
+  let pending = spreads(text);
+  while (pending.length) {
+    const wanted = [...new Set(pending)].filter((f) => !found.has(f));
+    const texts = await Promise.all(wanted.map((f) => operationFile(`fragments/${f}.graphql`)));
+    pending = [];
+    wanted.forEach((f, i) => {
+      found.set(f, texts[i]);
+      pending.push(...spreads(texts[i]));
+    });
+  }
+  const names = [...found.keys()].sort();
+  return [text, ...names.map((f) => found.get(f))].join("\n");
+}
+
+/** The text of the operation `name`, composed once per page load. */
 export function operation(name) {
   if (!OPERATION_NAME.test(name)) {
     // A query string instead of a name is a bug: documents live in files only.
@@ -79,15 +126,7 @@ export function operation(name) {
   }
   let text = documents.get(name);
   if (!text) {
-    text = fetch(OPERATIONS_PATH + name + ".graphql", { credentials: "omit" }).then(
-      async (response) => {
-        if (!response.ok) throw new Error(`The page is missing operations/${name}.graphql.`);
-        return response.text();
-      },
-      () => {
-        throw new NetworkError("Cannot reach the server. Check your connection and try again.");
-      },
-    );
+    text = compose(name);
     documents.set(name, text);
     text.catch(() => documents.delete(name)); // try again next time
   }

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.models import Chatroom, MemberRole, RoomInvite, RoomMember, User, utcnow
-from chatroom.resolvers import access, validation, writers
+from chatroom.resolvers import access, agents, validation, writers
 from chatroom.resolvers.accounts import code_hash
 from chatroom.resolvers.auth import Caller, hash_token
 from chatroom.resolvers.errors import BadInput, NotFound
@@ -156,6 +156,7 @@ async def set_member_role(
     tx.add(member)
     await tx.flush()
     await writers.room_updated(tx, room)  # a demoted member's waiters end
+    await agents.room_access_changed(tx, room)  # ...and their daemons drop its slots
     user = await tx.get(User, member.user_id)
     assert user is not None
     return user, member.role
@@ -169,4 +170,5 @@ async def remove_member(
     await tx.delete(member)
     await tx.flush()
     await writers.room_updated(tx, room)  # the removed member's subscriptions end
+    await agents.room_access_changed(tx, room)  # ...and their daemons drop its slots
     return member.user_id

@@ -18,7 +18,7 @@ from chatroom.db.models import (
     TaskStatus,
     utcnow,
 )
-from chatroom.resolvers import access, idempotency, validation, writers
+from chatroom.resolvers import access, agents, idempotency, validation, writers
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.errors import BadInput
 from chatroom.resolvers.teams import CUSTOM_TEAM_ID, TEMPLATES
@@ -151,6 +151,7 @@ async def complete_chatroom(tx: AsyncSession, caller: Caller, *, chatroom_id: st
         await writers.set_task_status(tx, room, task, TaskStatus.CANCELLED)
     for role in room.team_roles:
         await writers.set_participant(tx, room, role, ParticipantStatus.IDLE)
+    await agents.stop_room_agents(tx, room)
     await writers.room_updated(tx, room)
     return room
 

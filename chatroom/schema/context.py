@@ -20,6 +20,7 @@ from chatroom.db.listener import Hub
 from chatroom.db.models import Message, Participant, Task
 from chatroom.db.session import Database
 from chatroom.resolvers import messages, participants, tasks
+from chatroom.resolvers.agents import SlotView, slots_by_room
 from chatroom.resolvers.auth import Caller
 from chatroom.resolvers.errors import RateLimited
 from chatroom.schema.limits import RateLimiter, bearer_token, client_key
@@ -44,6 +45,7 @@ class Loaders:
     messages: DataLoader[uuid.UUID, Message | None]
     tasks: DataLoader[uuid.UUID, Task | None]
     participants: DataLoader[uuid.UUID, list[Participant] | None]
+    agents: DataLoader[uuid.UUID, list[SlotView] | None]
 
     @classmethod
     def for_request(cls, db: Database) -> Loaders:
@@ -52,6 +54,7 @@ class Loaders:
             messages=DataLoader(_batch(db, messages.messages_by_id), cache=False),
             tasks=DataLoader(_batch(db, tasks.tasks_by_id), cache=False),
             participants=DataLoader(_batch(db, participants.participants_by_room), cache=False),
+            agents=DataLoader(_batch(db, slots_by_room), cache=False),
         )
 
 

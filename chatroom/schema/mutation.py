@@ -9,6 +9,7 @@ from chatroom.resolvers import auth, handoffs, logins, messages, rooms, tasks
 from chatroom.schema import inputs as i
 from chatroom.schema import types as t
 from chatroom.schema.accounts import AccountMutation
+from chatroom.schema.agents import AgentsMutation
 from chatroom.schema.context import AppInfo
 from chatroom.schema.members import MembersMutation
 from chatroom.schema.session import in_transaction
@@ -25,7 +26,7 @@ def _handoff_result(o: handoffs.HandoffOutcome) -> t.SendHandoffResult:
 
 
 @strawberry.type
-class Mutation(AccountMutation, MembersMutation):
+class Mutation(AccountMutation, MembersMutation, AgentsMutation):
     @strawberry.mutation(description="A new guest account and its bearer token (no password).")
     async def create_guest_session(
         self, info: AppInfo, display_name: str | None = None

@@ -12,6 +12,7 @@ from chatroom.resolvers import access, auth, logins, messages, prompts, rooms, t
 from chatroom.resolvers.errors import BadInput
 from chatroom.resolvers.teams import TEMPLATES
 from chatroom.schema import types as t
+from chatroom.schema.agents import AgentsQuery
 from chatroom.schema.context import AppInfo
 from chatroom.schema.members import MembersQuery
 from chatroom.schema.session import in_read
@@ -34,7 +35,7 @@ def decode_cursor(cursor: str | None, *, field: str) -> int | None:
 
 
 @strawberry.type
-class Query(MembersQuery):
+class Query(MembersQuery, AgentsQuery):
     @strawberry.field(description="The signed-in user.")
     async def me(self, info: AppInfo) -> t.User:
         return t.User.of(await in_read(info, lambda tx, c: auth.get_user(tx, c.user_id)))

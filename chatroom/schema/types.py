@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 from chatroom.db import models
 from chatroom.resolvers import access, delivery, handoffs
 from chatroom.resolvers.teams import TeamTemplate
+from chatroom.schema.agents import AgentSlot
 from chatroom.schema.context import AppInfo
 from chatroom.schema.session import in_read
 
@@ -239,6 +240,12 @@ class Chatroom:
         rows = await info.context.loaders.participants.load(uuid.UUID(self.id))
         return [Participant.of(p) for p in rows or []]
 
+    @strawberry.field(description="The room's agent slots (chatroom agents), in role order.")
+    async def agents(self, info: AppInfo) -> list[AgentSlot]:
+        assert info.context.loaders is not None
+        views = await info.context.loaders.agents.load(uuid.UUID(self.id))
+        return [AgentSlot.of(v) for v in views or []]
+
     @classmethod
     def of(cls, row: models.Chatroom) -> Chatroom:
         return cls(
@@ -393,6 +400,7 @@ class RoomEvent:
     task: Task | None
     participant: Participant | None
     room: Chatroom | None
+    agent: AgentSlot | None = strawberry.field(description="The slot, for AGENT_UPDATED.")
 
     @classmethod
     def of(cls, row: models.RoomEvent) -> RoomEvent:
@@ -412,6 +420,7 @@ class RoomEvent:
             task=Task.of(task) if task else None,
             participant=Participant.of(participant) if participant else None,
             room=Chatroom.of(room) if room else None,
+            agent=AgentSlot.of_payload(p["agent"]) if p.get("agent") else None,
         )
 
 

@@ -43,6 +43,23 @@ import pytest
 from graphql import build_schema
 
 from tests.accounts import passwords
+from tests.agents.common import (
+    CLAIM_SLOT,
+    HEARTBEAT,
+    MACHINE_AGENTS,
+    MACHINE_Q,
+    MACHINES,
+    REGISTER,
+    REPORT,
+    RESTART,
+    START,
+    STOP,
+    WORKDIR,
+    claim,
+    new_daemon,
+    register,
+    start,
+)
 from tests.security.common import (
     ADD_BACKLOG,
     CLAIM,
@@ -117,6 +134,8 @@ READS = QUERIES | {"roomEvents"}
 # Allowed to the owner and members, but the world's state makes the domain say no (nobody
 # holds a task to hand off or classify; the pending task is not in progress to release).
 DOMAIN_REFUSED = {"sendHandoff", "classifyTask", "releaseTask"}
+# A's machine and its slot (SPEC §10): A's alone; anyone else's call answers like a missing one.
+OWN_MACHINE = {"machineHeartbeat", "claimAgentSlot", "reportAgentState", "machineAgents"}
 ACCESS_CODES = {"UNAUTHENTICATED", "FORBIDDEN", "NOT_FOUND"}
 
 
@@ -146,6 +165,8 @@ class World:
     room_b: str
     task_b: str
     admin_room: str
+    machine: str
+    slot: str
     tokens: dict[str, str | None]
 
     def token(self, caller: str) -> str | None:
@@ -195,6 +216,8 @@ async def world(server: LiveServer, module_db: PgDatabase) -> World:
     await invite(server, owner, room, "VIEWER", viewer)
     sent = await ok(server, owner, SEND, input={"chatroomId": room, "content": "build it"})
     backlog = await ok(server, owner, ADD_BACKLOG, input={"chatroomId": room, "content": "later"})
+    machine = await register(server, owner, "A's machine")
+    (slot,) = await start(server, owner, room, machine["id"], roles=["builder"])
     other, other_id = await new_user(server, "other")
     room_b = (await new_room(server, other, name="B's room"))["id"]
     sent_b = await ok(server, other, SEND, input={"chatroomId": room_b, "content": "B's work"})
@@ -235,6 +258,8 @@ async def world(server: LiveServer, module_db: PgDatabase) -> World:
         room_b=room_b,
         task_b=sent_b["task"]["id"],
         admin_room=admin_room,
+        machine=machine["id"],
+        slot=slot["id"],
         tokens=tokens,
     )
 
@@ -282,6 +307,45 @@ def inputs(**values: Any) -> Vars:
         return {"input": await base(w, caller)}
 
     return make
+
+
+def _mine(w: World, caller: str) -> bool:
+    """A person with a working token (their own machine is theirs to use)."""
+    return caller in (*ACTORS, "viewer", *STRANGERS)
+
+
+async def start_vars(w: World, caller: str) -> dict[str, Any]:
+    """Every person starts on a machine of their own; everyone else names A's."""
+    token = w.token(caller)
+    machine = (await register(w.server, token, caller))["id"] if _mine(w, caller) else w.machine
+    return {
+        "input": {
+            "chatroomId": w.room,
+            "machineId": machine,
+            "harness": "claude",
+            "workdir": WORKDIR,
+        }
+    }
+
+
+async def slots_vars(w: World, caller: str) -> dict[str, Any]:
+    """The owner and the member get a slot on their own machine in their fresh room first."""
+    if caller in ACTORS:
+        token = w.token(caller)
+        machine = (await register(w.server, token, caller))["id"]
+        await start(w.server, token, w.room, machine, roles=["reviewer"])
+    return {"input": {"chatroomId": w.room}}
+
+
+async def claim_vars(w: World, caller: str) -> dict[str, Any]:
+    return {"input": {"slotId": w.slot, "daemonId": new_daemon(), "generation": 1}}
+
+
+async def report_vars(w: World, caller: str) -> dict[str, Any]:
+    """A's slot, claimed by A's daemon: the owner reports as that daemon."""
+    daemon = new_daemon()
+    await claim(w.server, w.owner, {"id": w.slot, "generation": 1}, daemon)
+    return {"input": {"slotId": w.slot, "daemonId": daemon, "state": "WAITING"}}
 
 
 async def send_vars(w: World, caller: str) -> dict[str, Any]:
@@ -486,6 +550,27 @@ MATRIX: dict[str, Field] = {
         "room",
         "manage",
     ),
+    # --- machines and agent slots (SPEC §10): never with an agent token
+    "machines": Field(MACHINES, const(), "account", "manage"),
+    "machine": Field(MACHINE_Q, const(id=lambda w: w.machine), "account", "manage"),
+    "registerMachine": Field(
+        REGISTER,
+        inputs(name="matrix", harnesses=[], daemonId=lambda w: new_daemon()),
+        "account",
+        "manage",
+    ),
+    "machineHeartbeat": Field(
+        HEARTBEAT,
+        inputs(machineId=lambda w: w.machine, daemonId=lambda w: new_daemon()),
+        "account",
+        "manage",
+    ),
+    "startAgents": Field(START, start_vars, "room", "manage"),
+    "stopAgents": Field(STOP, slots_vars, "room", "manage"),
+    "restartAgents": Field(RESTART, slots_vars, "room", "manage"),
+    "claimAgentSlot": Field(CLAIM_SLOT, claim_vars, "account", "manage"),
+    "reportAgentState": Field(REPORT, report_vars, "account", "manage"),
+    "machineAgents": Field(MACHINE_AGENTS, const(m=lambda w: w.machine), "account", "manage"),
     # --- Subscription
     "roomEvents": Field(ROOM_EVENTS, const(c=room_id, after=0), "room"),
     "taskAvailable": Field(TASK_AVAILABLE, const(c=room_id, r="builder"), "room", "role"),
@@ -521,6 +606,8 @@ def expected(name: str, caller: str) -> str:
         if name == "acceptRoomInvite":
             return "allowed" if caller == "owner" else "ok"  # the owner is in its room already
         if name == "revokeSession":  # A's other session
+            return "ok" if caller == "owner" else "NOT_FOUND"
+        if name in OWN_MACHINE:
             return "ok" if caller == "owner" else "NOT_FOUND"
         return "ok"
     if caller in STRANGERS:
@@ -615,12 +702,16 @@ async def test_access(world: World, root: str, name: str, caller: str) -> None:
         swapped = json.loads(json.dumps(variables).replace(world.room, missing))
         if name == "revokeSession":
             swapped = {"id": missing}
+        if name in OWN_MACHINE:
+            swapped = json.loads(
+                json.dumps(variables).replace(world.machine, missing).replace(world.slot, missing)
+            )
         for real, ghost in zip(
             outcomes, await run(world, root, name, caller, swapped), strict=True
         ):
             assert ghost.code == real.code, f"{where}: {real!r} vs missing {ghost!r}"
             assert without_ids(ghost.message, missing) == without_ids(
-                real.message, world.room, world.owner_session
+                real.message, world.room, world.owner_session, world.machine, world.slot
             ), f"{where}: the message tells an existing room from a missing one"
 
 

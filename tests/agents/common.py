@@ -1,0 +1,127 @@
+"""Documents and helpers of the machine and agent-slot tests (SPEC §10). Calls go through the
+real server with the gql client (tests.security.common's `call`/`ok`); the database is read
+directly only to check what was committed."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from chatroom.resolvers.auth import hash_token
+from tests.accounts.test_members import ACCEPT, INVITE, REMOVE
+from tests.security.common import ok
+from tests.support import dbutil
+from tests.support.server import LiveServer
+
+SLOT = (
+    "id chatroomId role machineId machineName harness workdir model command freshSession"
+    " taskTimeoutSeconds desiredState generation state activity lastError taskId daemonId"
+    " updatedAt reportedAt"
+)
+MACHINE = "id name harnesses { name version } online lastSeenAt createdAt"
+
+REGISTER = (
+    "mutation($input: RegisterMachineInput!) { registerMachine(input: $input)"
+    f" {{ {MACHINE} agents {{ id }} }} }}"
+)
+HEARTBEAT = (
+    "mutation($input: MachineHeartbeatInput!) { machineHeartbeat(input: $input)"
+    f" {{ {MACHINE} }} }}"
+)
+MACHINES = f"query {{ machines {{ {MACHINE} agents {{ {SLOT} }} }} }}"
+MACHINE_Q = f"query($id: ID!) {{ machine(id: $id) {{ {MACHINE} agents {{ role }} }} }}"
+START = f"mutation($input: StartAgentsInput!) {{ startAgents(input: $input) {{ {SLOT} }} }}"
+STOP = f"mutation($input: AgentsInput!) {{ stopAgents(input: $input) {{ {SLOT} }} }}"
+RESTART = f"mutation($input: AgentsInput!) {{ restartAgents(input: $input) {{ {SLOT} }} }}"
+CLAIM_SLOT = (
+    "mutation($input: ClaimAgentSlotInput!) { claimAgentSlot(input: $input)"
+    f" {{ token slot {{ {SLOT} }} }} }}"
+)
+REPORT = (
+    f"mutation($input: ReportAgentStateInput!) {{ reportAgentState(input: $input) {{ {SLOT} }} }}"
+)
+MACHINE_AGENTS = (
+    "subscription($m: ID!) { machineAgents(machineId: $m)"
+    f" {{ machine {{ id name agents {{ role }} }} agents {{ {SLOT} }} }} }}"
+)
+ROOM_AGENTS = f"query($id: ID!) {{ chatroom(id: $id) {{ id agents {{ {SLOT} }} }} }}"
+AGENT_EVENTS = (
+    "subscription($c: ID!, $after: Int) { roomEvents(chatroomId: $c, afterSeq: $after)"
+    f" {{ seq kind agent {{ {SLOT} }} }} }}"
+)
+LAST_SEQ = "query($id: ID!) { chatroom(id: $id) { lastEventSeq } }"
+
+WORKDIR = "/srv/project"
+
+
+def new_daemon() -> str:
+    return str(uuid.uuid4())
+
+
+async def register(
+    server: LiveServer, token: str, name: str = "box", *, daemon: str | None = None, **more: Any
+) -> dict[str, Any]:
+    harnesses = more.pop("harnesses", [{"name": "claude", "version": "2.0.1"}])
+    fields = {"name": name, "harnesses": harnesses, "daemonId": daemon or new_daemon(), **more}
+    machine: dict[str, Any] = await ok(server, token, REGISTER, input=fields)
+    return machine
+
+
+async def start(
+    server: LiveServer, token: str, room: str, machine: str, **fields: Any
+) -> list[dict[str, Any]]:
+    fields = {
+        "chatroomId": room,
+        "machineId": machine,
+        "harness": "claude",
+        "workdir": WORKDIR,
+        **fields,
+    }
+    slots: list[dict[str, Any]] = await ok(server, token, START, input=fields)
+    return slots
+
+
+async def claim(
+    server: LiveServer, token: str, slot: dict[str, Any], daemon: str
+) -> dict[str, Any]:
+    fields = {"slotId": slot["id"], "daemonId": daemon, "generation": slot["generation"]}
+    claimed: dict[str, Any] = await ok(server, token, CLAIM_SLOT, input=fields)
+    return claimed
+
+
+async def join(server: LiveServer, owner: str, room: str, token: str, role: str) -> None:
+    """`token`'s user becomes a MEMBER or VIEWER of the room (an invite link, accepted)."""
+    made = await ok(server, owner, INVITE, r=room, role=role)
+    await ok(server, token, ACCEPT, c=made["code"])
+
+
+async def remove(server: LiveServer, owner: str, room: str, user_id: str) -> None:
+    await ok(server, owner, REMOVE, r=room, u=user_id)
+
+
+async def last_seq(server: LiveServer, token: str, room: str) -> int:
+    return int((await ok(server, token, LAST_SEQ, id=room))["lastEventSeq"])
+
+
+async def db_slots(url: str, room: str) -> list[dict[str, Any]]:
+    rows = await dbutil.fetch(
+        url, "SELECT * FROM agent_slots WHERE chatroom_id = $1 ORDER BY role", uuid.UUID(room)
+    )
+    return [dict(r) for r in rows]
+
+
+async def db_room(url: str, room: str) -> dict[str, Any]:
+    """What a refused call must leave alone: the room's slots and its event head."""
+    head = await dbutil.fetchrow(
+        url, "SELECT last_event_seq FROM chatrooms WHERE id = $1", uuid.UUID(room)
+    )
+    assert head is not None
+    return {"slots": await db_slots(url, room), "seq": head["last_event_seq"]}
+
+
+async def token_revoked(url: str, token: str) -> bool:
+    row = await dbutil.fetchrow(
+        url, "SELECT revoked_at FROM sessions WHERE token_hash = $1", hash_token(token)
+    )
+    assert row is not None
+    return row["revoked_at"] is not None

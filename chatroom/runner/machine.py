@@ -232,8 +232,8 @@ class Daemon:
                     return
                 try:
                     await self._apply(one)
-                except (CliError, OSError) as exc:
-                    message = exc.message if isinstance(exc, CliError) else str(exc)
+                except Exception as exc:  # the slot's actor stays: the next view tries again
+                    message = exc.message if isinstance(exc, CliError) else repr(exc)
                     self._line(one, f"could not follow the server's change: {message}")
 
     async def _apply(self, one: Served) -> None:

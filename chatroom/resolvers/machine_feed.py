@@ -5,24 +5,18 @@ Subscribed to the machine's topic BEFORE the first read, so nothing committed af
 slips past: every slot change and a change of who may steer a slot's room announce
 "machine:<id>" (chatroom/resolvers/agents.py) in the changing transaction. A wake-up costs one
 short read; a read that finds nothing the daemon would act on yields nothing. The caller's
-token is checked like every subscription's: at the start, at its expiry and the moment its
-session is revoked (the hub wakes it through the session's id), which ends this one with
-UNAUTHENTICATED."""
+token is checked like every subscription's (chatroom/resolvers/live.py): its revocation ends
+this one with UNAUTHENTICATED."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from typing import Any
 
-from chatroom.db.listener import Hub
-from chatroom.db.models import Machine, utcnow
-from chatroom.db.session import Database
+from chatroom.db.models import Machine
 from chatroom.resolvers import agents, validation
 from chatroom.resolvers.agents import SlotView
-from chatroom.resolvers.auth import Caller, authenticate
-
-# An idle subscription re-checks its token at least this often.
-RECHECK_INTERVAL = 15.0
+from chatroom.resolvers.live import Line, Watch
 
 Found = tuple[Machine, list[SlotView]]
 
@@ -38,30 +32,19 @@ def _fingerprint(found: Found) -> Any:
     )
 
 
-async def follow_machine(
-    db: Database,
-    hub: Hub,
-    token: str | None,
-    seen: Callable[[Caller], Caller],
-    *,
-    machine_id: str,
-) -> AsyncGenerator[Found, None]:
-    """`seen` is told who the caller is (the request log)."""
+async def follow_machine(line: Line, *, machine_id: str) -> AsyncGenerator[Found, None]:
     mid = validation.entity_id(machine_id, kind="machine")
-    with hub.subscribe(mid) as wake:
-        async with db.read() as tx:
-            caller = seen(await authenticate(tx, token))
-            hub.also_wake_on(wake, caller.session_id)  # a revocation wakes us at once
-            found = await agents.machine_agents(tx, caller, machine_id=machine_id)
+    with line.hub.subscribe(mid) as wake:
+        watch = Watch(line, wake)
+        found = await watch.start(
+            lambda tx, caller: agents.machine_agents(tx, caller, machine_id=machine_id),
+            write=False,
+        )
         last = None
         while True:
             if (key := _fingerprint(found)) != last:
                 last = key
                 yield found
-            left = (caller.expires_at - utcnow()).total_seconds()
-            await wake.wait(max(0.05, min(RECHECK_INTERVAL, left + 0.05)))
-            async with db.read() as tx:
-                if wake.recheck or utcnow() >= caller.expires_at:
-                    wake.recheck = False
-                    caller = seen(await authenticate(tx, token))
-                found = await agents.machine_agents(tx, caller, machine_id=machine_id)
+            await watch.idle()
+            async with line.db.read() as tx:
+                found = await agents.machine_agents(tx, watch.caller, machine_id=machine_id)

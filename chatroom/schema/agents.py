@@ -15,6 +15,7 @@ import strawberry
 from chatroom.db import models
 from chatroom.resolvers import agents, machine_feed, machines
 from chatroom.resolvers.agents import SlotView
+from chatroom.resolvers.live import Line
 from chatroom.schema.context import AppInfo
 from chatroom.schema.session import in_read, in_transaction
 
@@ -356,8 +357,9 @@ class AgentsSubscription:
     async def machine_agents(
         self, info: AppInfo, machine_id: strawberry.ID
     ) -> AsyncGenerator[MachineAgents, None]:
-        c = info.context
-        follow = machine_feed.follow_machine(c.db, c.hub, c.token, c.seen, machine_id=machine_id)
+        c = info.context  # what a live subscription takes from it (as subscription._line)
+        line = Line(db=c.db, hub=c.hub, feeds=c.feeds, token=c.token, seen=c.seen)
+        follow = machine_feed.follow_machine(line, machine_id=machine_id)
         with c.subscription_slot():
             async with aclosing(follow) as feed:
                 async for machine, views in feed:

@@ -29,6 +29,11 @@ from typing import Any, cast
 from graphql import ExecutionResult, FieldNode, Node, OperationDefinitionNode, VariableNode
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from chatroom.schema.types import RoomEvent
+
+# Only these payloads are one object per event for many subscribers (EventViews); anything
+# else (a taskAvailable delivery is one waiter's own) would only push real entries out.
+SHARED_PAYLOADS: tuple[type, ...] = (RoomEvent,)
 # Fields whose value depends on who asks (Chatroom.myRole reads the caller's membership): a
 # document selecting one shares its results only among subscriptions of the same token.
 PER_CALLER = frozenset({"myRole"})
@@ -94,6 +99,8 @@ class SharedResults:
 
     def execute(self, executor: SharedEventExecutor, run: Callable[[], Any]) -> Any:
         operation, payload = executor.operation, executor.root_value
+        if not isinstance(payload, SHARED_PAYLOADS):
+            return run()
         key = self._key(executor)
         found = self._entries.get(key)
         if found is not None and found.operation is operation and found.payload is payload:

@@ -4,17 +4,22 @@ Restart for those who may use them, checked on the server; a role without a slot
 run.
 
 The daemon side is played through the real GraphQL API (registerMachine, startAgents,
-claimAgentSlot, reportAgentState), as `chatroom machine start` would; the page is Chromium."""
+claimAgentSlot, reportAgentState), as `chatroom machine start` would, and is the real daemon
+where the page's printed commands are run as shown; the page is Chromium."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import shlex
 import uuid
+from pathlib import Path
 from typing import Any
 
 from playwright.async_api import Browser, Page, Route, expect
 
+from tests.cli.support import logged_in
+from tests.runner.support import start_daemon
 from tests.support.gql_client import gql_http
 from tests.support.server import LiveServer
 from tests.web.common import (
@@ -305,3 +310,42 @@ async def test_a_refused_action_shows_the_servers_message(
     await expect(row(page, "builder").get_by_role("button")).to_have_count(0)
     await expect(page.locator(".readonly-note")).to_be_visible()
     await page.unroute("**/graphql")
+
+
+async def test_the_command_a_role_without_a_slot_shows_is_accepted_as_it_is(
+    page: Page, live_server: LiveServer, tmp_path: Path
+) -> None:
+    """What the page tells a person to run, run as shown (the CLI standing for `chatroom`):
+    the daemon from the first command, then the copied `agents start` with DIR filled in. The
+    page shows the new slot, and the daemon's claim and report, live."""
+    cli = await logged_in(live_server, tmp_path / "config", "Olive")
+    room_id = str((await new_room(live_server, cli.token(), teamId="pair", name="Run it"))["id"])
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await use_token(page.context, cli.token())
+    await page.goto(f"{live_server.base_url}/rooms/{room_id}")
+    await wait_live(page)
+    how = row(page, "reviewer").locator(".agent-how-text code")
+    await expect(how).to_have_count(2)
+    daemon_command, start_command = await how.all_inner_texts()
+    await page.get_by_role("button", name="Copy the command that starts the reviewer agent").click()
+    assert await page.evaluate("navigator.clipboard.readText()") == start_command
+
+    words = shlex.split(daemon_command)
+    assert words[0] == "chatroom", daemon_command
+    daemon = await start_daemon(cli, *words[1:])
+    try:
+        await daemon.line(r"following this machine's agents")
+        workdir = tmp_path / "reviewer work"
+        workdir.mkdir()
+        words = shlex.split(start_command)
+        assert words[0] == "chatroom" and words[-1] == "DIR", start_command
+        (await cli.run(*words[1:-1], str(workdir))).ok()
+        await expect(row(page, "reviewer")).to_contain_text("claude on")
+        await expect(row(page, "reviewer").locator(".agent-workdir")).to_have_text(str(workdir))
+        await expect(row(page, "reviewer").locator(".machine-online")).to_have_text("online")
+        # The daemon claims the slot and says so: the row leaves "not started" by itself.
+        await expect(row(page, "reviewer").locator(".agent-state")).not_to_have_text(
+            re.compile("not started|no agent")
+        )
+    finally:
+        assert await daemon.stop() == 0, daemon.out

@@ -49,6 +49,7 @@ export function agentsPanel({ roomId, newer }) {
   let room = null;
   let myRole = null; // "owner" | "member" | "viewer" | null (not known yet)
   let myMachines = new Map(); // machine id -> Machine, the caller's own
+  const asked = new Set(); // machine ids MyMachines was read for (mine or not)
 
   const list = h("ul", { class: "agent-list", "aria-label": "Agents per role" });
   const summary = h("p", { class: "hint agents-summary" });
@@ -65,10 +66,34 @@ export function agentsPanel({ roomId, newer }) {
   const ownsMachine = (slot) => myMachines.has(slot.machineId);
   const open = () => room && room.status !== "COMPLETED";
 
-  async function loadMachines() {
-    const data = await gql("MyMachines");
-    myMachines = new Map(data.machines.map((m) => [m.id, m]));
-    render();
+  let reading = null; // the MyMachines read in flight
+
+  function loadMachines() {
+    const read = gql("MyMachines").then((data) => {
+      myMachines = new Map(data.machines.map((m) => [m.id, m]));
+      for (const slot of slots.values()) asked.add(slot.machineId);
+      render();
+    });
+    reading = read;
+    read
+      .finally(() => {
+        if (reading === read) reading = null;
+      })
+      .catch(() => {});
+    return read;
+  }
+
+  /** A slot on a machine not seen yet may be on one I registered since: read mine again
+   * (once per machine; a machine of someone else's stays unknown, and that is the answer). */
+  function learnMachine(slot) {
+    const id = slot.machineId;
+    if (myMachines.has(id) || asked.has(id)) return;
+    if (reading) {
+      reading.then(() => learnMachine(slot), () => {});
+      return;
+    }
+    asked.add(id);
+    loadMachines().catch(() => asked.delete(id));
   }
 
   function setRoom(next) {
@@ -94,6 +119,7 @@ export function agentsPanel({ roomId, newer }) {
 
   function keep(slot) {
     slots.set(slot.role, newer(slots.get(slot.role), slot));
+    learnMachine(slot);
   }
 
   // ---- rendering -----------------------------------------------------------------------------

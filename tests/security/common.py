@@ -1,96 +1,74 @@
-"""Helpers of the security tests: GraphQL documents, callers, subscriptions read with timeouts,
-direct database reads, and the server-log scan every security test runs on the servers it used.
+"""Helpers of the security tests: calls that answer an ``Outcome`` (and remember every token
+they saw), accounts, rooms and tokens, direct database writes, and the server-log scan every
+security test runs on the servers it used.
 
 Everything goes through a real uvicorn server: queries and mutations with the gql HTTP transport
 (or raw httpx where the exact HTTP exchange is the point), subscriptions with the gql websocket
-transport on either subprotocol."""
+transport on either subprotocol. The documents are ``tests.support.documents``; the security
+suites (and the access matrix, the accounts tests) import them from here too.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import re
-import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from collections.abc import AsyncGenerator
 from typing import Any, cast
 
 from gql.transport.exceptions import TransportQueryError
 
 from tests.support import dbutil
-from tests.support.gql_client import Subprotocol, gql_http, gql_ws
+from tests.support.api import DELIVERY_TIMEOUT, Stream, StreamEnded, subscription
+from tests.support.documents import (
+    ADD_BACKLOG,
+    AGENT_TOKEN,
+    APPROVE_LOGIN,
+    CLAIM,
+    CLASSIFY,
+    CREATE_GUEST,
+    CREATE_ROOM,
+    HANDOFF,
+    LOGIN_STATUS,
+    ME,
+    REQUEST_LOGIN,
+    REVOKE,
+    ROOM_EVENTS,
+    SEND,
+    SESSIONS,
+    TASK_AVAILABLE,
+    TASKS,
+)
+from tests.support.gql_client import CODES, Subprotocol, error_of, gql_http, gql_ws
+from tests.support.operations import SCHEMA_FILE
 from tests.support.server import TOKEN_SHAPE as SERVER_TOKEN_SHAPE
 from tests.support.server import LiveServer
 
-SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schema.graphql"
+# Imported from here by the security tests, the access matrix and the accounts tests.
+__all__ = [
+    "ADD_BACKLOG",
+    "CLAIM",
+    "CLASSIFY",
+    "CODES",
+    "HANDOFF",
+    "LOGIN_STATUS",
+    "ME",
+    "REQUEST_LOGIN",
+    "REVOKE",
+    "ROOM_EVENTS",
+    "SCHEMA_FILE",
+    "SEND",
+    "SESSIONS",
+    "TASKS",
+    "TASK_AVAILABLE",
+    "Stream",
+    "StreamEnded",
+    "subscription",
+]
+
 PROTOCOLS: list[Subprotocol] = ["graphql-transport-ws", "graphql-ws"]
-CODES = {
-    "UNAUTHENTICATED",
-    "FORBIDDEN",
-    "NOT_FOUND",
-    "BAD_USER_INPUT",
-    "HANDOFF_NOT_ALLOWED",
-    "NOT_TASK_HOLDER",
-    "TASK_NOT_CLAIMABLE",
-    "CONFLICT",
-    "IDEMPOTENCY_KEY_REUSED",
-    "RATE_LIMITED",
-    "INTERNAL",
-}
-TIMEOUT = 10.0
-
-# --- documents --------------------------------------------------------------------------------
-
-CREATE_GUEST = "mutation($n: String) { createGuestSession(displayName: $n) { token user { id } } }"
-CREATE_ROOM = (
-    "mutation($input: CreateChatroomInput!) { createChatroom(input: $input)"
-    " { id entryPoint teamRoles lastEventSeq } }"
-)
-SEND = (
-    "mutation($input: SendMessageInput!) { sendMessage(input: $input)"
-    " { message { id seq senderRole } task { id status } } }"
-)
-CLAIM = (
-    "mutation($input: ClaimTaskInput!) { claimTask(input: $input)"
-    " { success task { id status assignedTo } } }"
-)
-HANDOFF = (
-    "mutation($input: SendHandoffInput!) { sendHandoff(input: $input)"
-    " { message { id } newTask { id status assignedTo } } }"
-)
-CLASSIFY = (
-    "mutation($input: ClassifyTaskInput!) { classifyTask(input: $input) { id classification } }"
-)
-ADD_BACKLOG = "mutation($input: AddBacklogTaskInput!) { addBacklogTask(input: $input) { id } }"
-AGENT_TOKEN = (
-    "mutation($c: ID!, $r: String!) { createAgentToken(chatroomId: $c, role: $r)"
-    " { token session { id scopeChatroomId scopeRole } } }"
-)
-REQUEST_LOGIN = (
-    "mutation($d: String) { requestCliLogin(deviceName: $d) { requestId userCode status } }"
-)
-APPROVE_LOGIN = "mutation($code: String!) { approveCliLogin(userCode: $code) { status } }"
-REVOKE = "mutation($id: ID) { revokeSession(sessionId: $id) { id revokedAt } }"
-SESSIONS = (
-    "query { sessions { id deviceName createdAt lastUsedAt expiresAt revokedAt current"
-    " scopeChatroomId scopeRole } }"
-)
-ME = "query { me { id displayName } }"
-TASKS = "query($c: ID!) { tasks(chatroomId: $c) { id status assignedTo content } }"
-ROOM_EVENTS = (
-    "subscription($c: ID!, $after: Int) { roomEvents(chatroomId: $c, afterSeq: $after)"
-    " { seq kind } }"
-)
-TASK_AVAILABLE = (
-    "subscription($c: ID!, $r: String!) { taskAvailable(chatroomId: $c, role: $r)"
-    " { kind resumed task { id status } message { id content } } }"
-)
-LOGIN_STATUS = (
-    "subscription($id: ID!) { cliLoginStatus(requestId: $id) { status token user { id } } }"
-)
+TIMEOUT = DELIVERY_TIMEOUT
 
 # --- every token a test saw, so the log scan can look for each one ----------------------------
 
@@ -125,8 +103,7 @@ class Outcome:
 
 
 def _error_outcome(exc: TransportQueryError) -> Outcome:
-    first = (exc.errors or [{}])[0]
-    return Outcome(None, (first.get("extensions") or {}).get("code"), str(first.get("message")))
+    return Outcome(None, *error_of(exc))
 
 
 async def call(server: LiveServer, token: str | None, doc: str, /, **variables: Any) -> Outcome:
@@ -184,7 +161,7 @@ async def subscribe_first(
 
 async def new_user(server: LiveServer, name: str = "sec") -> tuple[str, str]:
     """(token, user id) of a fresh guest."""
-    data = await ok(server, None, CREATE_GUEST, n=name)
+    data = await ok(server, None, CREATE_GUEST, displayName=name)
     return remember(str(data["token"])), str(data["user"]["id"])
 
 
@@ -237,66 +214,6 @@ async def expire_session(db_url: str, token_session_id: str) -> None:
         "UPDATE sessions SET expires_at = now() - interval '1 minute' WHERE id = $1",
         uuid.UUID(token_session_id),
     )
-
-
-# --- subscriptions read with timeouts ---------------------------------------------------------
-
-
-class StreamEnded(Exception):
-    """The server completed the subscription."""
-
-
-class Stream:
-    """One subscription's results, pumped into a queue so every read has a timeout. Each
-    queued item carries the monotonic time it arrived (for latency measurements)."""
-
-    def __init__(self, results: AsyncIterator[dict[str, Any]]) -> None:
-        self._queue: asyncio.Queue[tuple[str, Any, float]] = asyncio.Queue()
-        self._task = asyncio.create_task(self._pump(results))
-        self.last_at = 0.0
-
-    async def _pump(self, results: AsyncIterator[dict[str, Any]]) -> None:
-        try:
-            async for item in results:
-                await self._queue.put(("item", item, time.monotonic()))
-        except Exception as exc:  # a GraphQL error (TransportQueryError) or a lost transport
-            await self._queue.put(("error", exc, time.monotonic()))
-        else:
-            await self._queue.put(("end", None, time.monotonic()))
-
-    async def raw(self, within: float = TIMEOUT) -> tuple[str, Any, float]:
-        try:
-            return await asyncio.wait_for(self._queue.get(), within)
-        except TimeoutError:
-            raise TimeoutError(f"no result within {within}s") from None
-
-    async def next(self, within: float = TIMEOUT) -> dict[str, Any]:
-        kind, value, at = await self.raw(within)
-        self.last_at = at
-        if kind == "item":
-            return value
-        if kind == "end":
-            raise StreamEnded
-        raise value
-
-    async def close(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
-@asynccontextmanager
-async def subscription(
-    server: LiveServer, token: str | None, protocol: Subprotocol, doc: str, /, **variables: Any
-) -> AsyncIterator[Stream]:
-    """A websocket of its own with one subscription on it."""
-    async with gql_ws(server, token, subprotocol=protocol) as ws:
-        assert ws.subprotocol == protocol
-        stream = Stream(ws.subscribe(doc, **variables))
-        try:
-            yield stream
-        finally:
-            await stream.close()
 
 
 # --- the log scan -----------------------------------------------------------------------------

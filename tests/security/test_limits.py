@@ -31,7 +31,9 @@ from tests.security.common import (
 )
 from tests.security.conftest import Spawn
 from tests.support import dbutil
+from tests.support.documents import ADD_BACKLOG, CREATE_GUEST, CREATE_ROOM, REQUEST_LOGIN
 from tests.support.gql_client import Subprotocol
+from tests.support.operations import web_operation
 from tests.support.server import LiveServer
 
 MAX_CONTENT = 100_000
@@ -146,8 +148,7 @@ async def test_content_over_100k_chars_is_refused_and_writes_nothing(
     token, _ = await new_user(server)
     room = await new_room(server, token)
     before = await count_rows(module_db.url)
-    backlog = "mutation($input: AddBacklogTaskInput!) { addBacklogTask(input: $input) { id } }"
-    for doc in (SEND, backlog):
+    for doc in (SEND, ADD_BACKLOG):
         # Two-byte characters: the limit counts characters, not bytes.
         out = await call(
             server, token, doc, input={"chatroomId": room["id"], "content": "é" * 100_001}
@@ -161,32 +162,25 @@ async def test_content_over_100k_chars_is_refused_and_writes_nothing(
 async def test_names_over_100_chars_are_refused(server: LiveServer, module_db: Any) -> None:
     token, _ = await new_user(server)
     before = await count_rows(module_db.url)
-    limit_error(
-        await call(server, token, CREATE_ROOM_ID, input={"name": "n" * (MAX_NAME + 1)}), "100"
-    )
+    limit_error(await call(server, token, CREATE_ROOM, input={"name": "n" * (MAX_NAME + 1)}), "100")
     assert await count_rows(module_db.url) == before
-    room = await ok(server, token, CREATE_ROOM_ID, input={"name": "n" * MAX_NAME})
-    rename = "mutation($c: ID!, $n: String!) { renameChatroom(chatroomId: $c, name: $n) { name } }"
-    limit_error(await call(server, token, rename, c=room["id"], n="é" * (MAX_NAME + 1)), "100")
-    assert (await ok(server, token, rename, c=room["id"], n="é" * MAX_NAME))["name"] == (
+    room = await ok(server, token, CREATE_ROOM, input={"name": "n" * MAX_NAME})
+    rename = web_operation("RenameChatroom")
+    limit_error(await call(server, token, rename, id=room["id"], name="é" * (MAX_NAME + 1)), "100")
+    assert (await ok(server, token, rename, id=room["id"], name="é" * MAX_NAME))["name"] == (
         "é" * MAX_NAME
     )
-    guest = "mutation($n: String) { createGuestSession(displayName: $n) { token } }"
-    limit_error(await call(server, None, guest, n="g" * (MAX_NAME + 1)), "100")
-    login = "mutation($d: String) { requestCliLogin(deviceName: $d) { userCode } }"
-    limit_error(await call(server, None, login, d="d" * (MAX_NAME + 1)), "100")
-
-
-CREATE_ROOM_ID = "mutation($input: CreateChatroomInput!) { createChatroom(input: $input) { id } }"
+    limit_error(await call(server, None, CREATE_GUEST, displayName="g" * (MAX_NAME + 1)), "100")
+    limit_error(await call(server, None, REQUEST_LOGIN, d="d" * (MAX_NAME + 1)), "100")
 
 
 async def test_more_than_12_roles_is_refused(server: LiveServer, module_db: Any) -> None:
     token, _ = await new_user(server)
     before = await count_rows(module_db.url)
     roles = [f"role{i}" for i in range(MAX_ROLES + 1)]
-    limit_error(await call(server, token, CREATE_ROOM_ID, input={"roles": roles}), "12")
+    limit_error(await call(server, token, CREATE_ROOM, input={"roles": roles}), "12")
     assert await count_rows(module_db.url) == before
-    assert (await call(server, token, CREATE_ROOM_ID, input={"roles": roles[:MAX_ROLES]})).ok
+    assert (await call(server, token, CREATE_ROOM, input={"roles": roles[:MAX_ROLES]})).ok
 
 
 # --- websockets ---------------------------------------------------------------------------------
@@ -380,7 +374,7 @@ async def test_mutations_over_the_rate_limit_are_refused_and_write_nothing(
     # Reads are not limited, and another token has its own bucket.
     assert (await call(server, token, "query { me { id } }")).ok
     other, _ = await new_user(server)
-    assert (await call(server, other, CREATE_ROOM_ID, input={})).ok
+    assert (await call(server, other, CREATE_ROOM, input={})).ok
 
 
 async def test_guest_sign_ups_are_rate_limited_per_address(spawn: Spawn, db_url: str) -> None:

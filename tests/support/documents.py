@@ -1,16 +1,16 @@
 """The GraphQL documents the test suites send, each written once.
 
 Where the CLI's own document (chatroom/cli/operations/<Name>.graphql) selects what the tests
-read, the tests send that document (``cli_operation``), so they exercise what the CLI sends. The
-others select more than the CLI ever reads (a test checks the fields a change gave every row),
-and are written here, one selection per kind of object, so every suite reads the same fields.
-Variables keep the short names the suites have always passed ($c a room, $r a role); every
-mutation takes its one `$input`.
+read, the tests send that document (``tests.support.operations.cli_operation``), so they
+exercise what the CLI sends. The others select more than the CLI ever reads (a test checks the
+fields a change gave every row), and are written here, one selection per kind of object, so
+every suite reads the same fields. Variables keep the short names the suites have always passed
+($c a room, $r a role); every mutation takes its one `$input`.
 """
 
 from __future__ import annotations
 
-from chatroom.cli.client import operation as cli_operation
+from tests.support.operations import cli_operation
 
 # --- what every document selects of each kind of object ----------------------------------------
 
@@ -96,13 +96,18 @@ MESSAGES = (
 
 # --- subscriptions ------------------------------------------------------------------------------
 
+# Each delivery's first read happens at once on many waiters in the fault tests: the fields the
+# delivery tests read, and one message link (a link is a lookup of its own).
 TASK_AVAILABLE = (
     "subscription($c: ID!, $r: String!) { taskAvailable(chatroomId: $c, role: $r) {"
-    f" kind resumed task {{ {TASK} }} message {{ {MESSAGE} }} }} }}"
+    " kind resumed task { id status content createdBy assignedTo attempt startedAt"
+    " sourceMessage { id } } message { id seq senderRole targetRole content type } } }"
 )
+# Lean on purpose: a replay sends hundreds of these, and a task's message links would each be
+# resolved again; this is every field an event test reads.
 ROOM_EVENTS = (
     "subscription($c: ID!, $after: Int) { roomEvents(chatroomId: $c, afterSeq: $after) {"
-    f" seq kind chatroomId message {{ {MESSAGE} }} task {{ {TASK} }}"
+    " seq kind chatroomId message { id seq type } task { id status attempt assignedTo }"
     f" participant {{ {PARTICIPANT} }} }} }}"
 )
 

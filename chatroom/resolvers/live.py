@@ -9,7 +9,9 @@ yields anything more."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -80,7 +82,53 @@ class Watch:
     async def check_access(
         self, chatroom_id: str, events: Sequence[RoomEvent], *, steer: bool
     ) -> None:
-        """After a ROOM_UPDATED event, may the caller still see (or steer) the room?"""
-        if any(e.kind == EventKind.ROOM_UPDATED for e in events):
+        """After a ROOM_UPDATED event, may the caller still see (or steer) the room? Asked
+        once per (room, caller's identity, steer, event) for all this process's subscriptions
+        (ACCESS), so one rename costs one read, not one per subscriber."""
+        changed = [e.seq for e in events if e.kind == EventKind.ROOM_UPDATED]
+        if not changed:
+            return
+        caller = self.caller
+
+        async def ask() -> None:
             async with self._line.db.read() as tx:
-                await access.load_room(tx, self.caller, chatroom_id, lock=False, steer=steer)
+                await access.load_room(tx, caller, chatroom_id, lock=False, steer=steer)
+
+        who = (caller.user_id, caller.scope_chatroom_id, caller.scope_role)
+        await ACCESS.ask((chatroom_id, who, steer, max(changed)), ask)
+
+
+class AccessChecks:
+    """Answers to "may this caller see (or steer) this room, as of this ROOM_UPDATED event",
+    shared by every subscription that asks the same: the answer depends only on the room, the
+    caller's identity (user, and an agent token's scope) and the state after the event, and
+    any read after the event sees that state. Only successes are shared: a subscriber that
+    finds a refusal asks again itself, so each refusal is its own error."""
+
+    MAX = 4096
+
+    def __init__(self) -> None:
+        self._asked: OrderedDict[Hashable, asyncio.Future[None]] = OrderedDict()
+
+    async def ask(self, key: Hashable, ask: Callable[[], Awaitable[None]]) -> None:
+        found = self._asked.get(key)
+        if found is None:
+            # Its own task: the subscription that started it leaving does not cancel it.
+            pending = asyncio.ensure_future(ask())
+            self._asked[key] = pending
+            pending.add_done_callback(lambda done: self._settle(key, done))
+            if len(self._asked) > self.MAX:
+                self._asked.popitem(last=False)
+            await asyncio.shield(pending)
+            return
+        try:
+            await asyncio.shield(found)
+        except Exception:
+            await ask()
+
+    def _settle(self, key: Hashable, done: asyncio.Future[None]) -> None:
+        if (done.cancelled() or done.exception() is not None) and self._asked.get(key) is done:
+            del self._asked[key]
+
+
+ACCESS = AccessChecks()

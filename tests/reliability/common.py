@@ -1,8 +1,10 @@
-"""Shared pieces of the reliability tests.
+"""Shared pieces of the reliability tests, on top of the shared layer (``tests.support.api``,
+whose documents and wrappers every step sends).
 
 - ``RetryingClient``: GraphQL over HTTP that retries a request (same body, so the same
   idempotency key) on connection errors, timeouts and 5xx answers, and on chosen GraphQL
-  error codes (INTERNAL while the database is down). It counts its retries.
+  error codes (INTERNAL while the database is down). It counts its retries. It executes
+  documents, so ``Api(client)`` gives it every wrapper.
 - ``run_cycle``/``verify_cycles``: the handoff cycle (user -> builder -> reviewer -> user) with
   the cycle number in every content, and the check that each step exists exactly once.
 - ``EventWatcher``: a roomEvents subscriber that resumes from the last seq it saw whenever its
@@ -23,57 +25,22 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 import httpx
 
-from tests.support.gql_client import gql_ws
+from tests.support import dbutil
+from tests.support.api import Api
+from tests.support.documents import ROOM_EVENTS, TASK_AVAILABLE
+from tests.support.gql_client import HasUrls, gql_ws
 from tests.support.pg import asyncpg_dsn
+from tests.support.room_rows import db_events
 
 # The per-token mutation rate limit would turn load into RATE_LIMITED errors.
 NO_RATE_LIMIT = {"CHATROOM_MUTATIONS_PER_SECOND": "0"}
-
-MESSAGE = "id seq senderRole targetRole content type"
-TASK = "id status assignedTo attempt queuePosition createdBy"
-CREATE_GUEST = "mutation($n: String) { createGuestSession(displayName: $n) { token user { id } } }"
-CREATE_ROOM = (
-    "mutation($input: CreateChatroomInput!) { createChatroom(input: $input) {"
-    " id entryPoint teamRoles lastEventSeq } }"
-)
-ROOM = "query($id: ID!) { chatroom(id: $id) { id lastEventSeq participants { role status } } }"
-SEND = (
-    "mutation($input: SendMessageInput!) { sendMessage(input: $input) {"
-    f" message {{ {MESSAGE} }} task {{ {TASK} }} }} }}"
-)
-CLAIM = (
-    "mutation($input: ClaimTaskInput!) { claimTask(input: $input) {"
-    f" success task {{ {TASK} }} message {{ {MESSAGE} }} participant {{ role status }} }} }}"
-)
-HANDOFF = (
-    "mutation($input: SendHandoffInput!) { sendHandoff(input: $input) {"
-    f" message {{ {MESSAGE} }} completedTasks {{ {TASK} }} newTask {{ {TASK} }}"
-    f" promotedTask {{ {TASK} }} sender {{ role status }} }} }}"
-)
-ROOM_EVENTS = (
-    "subscription($c: ID!, $after: Int) { roomEvents(chatroomId: $c, afterSeq: $after) {"
-    " seq kind message { id } task { id status } participant { role status } } }"
-)
-TASK_AVAILABLE = (
-    "subscription($c: ID!, $r: String!) { taskAvailable(chatroomId: $c, role: $r) {"
-    " kind resumed task { id status assignedTo } message { id seq type } } }"
-)
-
-
-class HasUrls(Protocol):
-    @property
-    def http_url(self) -> str: ...
-
-    @property
-    def ws_url(self) -> str: ...
-
-    @property
-    def base_url(self) -> str: ...
+# How long a reliability test waits for a condition (a restart may be in the way).
+WAIT = 15.0
 
 
 class GraphQLFailure(Exception):
@@ -128,7 +95,7 @@ class RetryingClient:
     async def __aexit__(self, *exc: object) -> None:
         await self._http.aclose()
 
-    async def call(self, doc: str, /, **variables: Any) -> dict[str, Any]:
+    async def execute(self, doc: str, /, **variables: Any) -> dict[str, Any]:
         self.calls += 1
         deadline = time.monotonic() + self.give_up_after
         delay = 0.01
@@ -172,27 +139,12 @@ class RetryingClient:
 async def new_owner(server: HasUrls, name: str = "reliability") -> tuple[str, str]:
     """A guest account: (token, user id)."""
     async with RetryingClient(server, None) as c:
-        data = (await c.call(CREATE_GUEST, n=name))["createGuestSession"]
-    return str(data["token"]), str(data["user"]["id"])
+        guest = await Api(c).create_guest(name)
+    return str(guest["token"]), str(guest["user"]["id"])
 
 
 async def new_room(client: RetryingClient, name: str, **fields: Any) -> str:
-    room = (await client.call(CREATE_ROOM, input={"name": name, **fields}))["createChatroom"]
-    return str(room["id"])
-
-
-async def healthz(server: HasUrls, limit: float = 3.0) -> tuple[int, dict[str, Any]]:
-    """(HTTP status, JSON body) of /healthz; (0, {}) when nothing answers."""
-    try:
-        async with httpx.AsyncClient(timeout=limit, trust_env=False) as http:
-            resp = await http.get(f"{server.base_url}/healthz")
-    except httpx.TransportError:
-        return 0, {}
-    try:
-        body = resp.json()
-    except ValueError:
-        body = {}
-    return resp.status_code, body
+    return str((await Api(client).create_room(name=name, **fields))["id"])
 
 
 # --- the handoff cycle ----------------------------------------------------------------------------
@@ -220,24 +172,20 @@ class CycleResult:
 async def run_cycle(client: RetryingClient, room_id: str, tag: str, n: int) -> CycleResult:
     """user message -> builder claims -> builder hands to reviewer -> reviewer claims ->
     reviewer hands to user. Every mutation carries a key unique to (tag, n, step)."""
+    api = Api(client)
     request, to_reviewer, to_user = cycle_contents(tag, n)
     key = f"{tag}-{n}"
-    sent = (
-        await client.call(
-            SEND,
-            input={"chatroomId": room_id, "content": request, "idempotencyKey": f"{key}-send"},
-        )
-    )["sendMessage"]
+    sent = await api.send(room_id, request, idempotencyKey=f"{key}-send")
     task = sent["task"]
     assert task is not None and task["status"] == "PENDING", (n, sent)
-    claimed = await _claim(client, room_id, task["id"], "builder", f"{key}-claim-builder")
+    claimed = await _claim(api, room_id, task["id"], "builder", f"{key}-claim-builder")
     assert claimed["task"]["id"] == task["id"], claimed
-    handed = await _handoff(client, room_id, "builder", "reviewer", to_reviewer, f"{key}-h1")
+    handed = await _handoff(api, room_id, "builder", "reviewer", to_reviewer, f"{key}-h1")
     new_task = handed["newTask"]
     assert new_task is not None and new_task["assignedTo"] == "reviewer", (n, handed)
     assert [t["id"] for t in handed["completedTasks"]] == [task["id"]], (n, handed)
-    await _claim(client, room_id, new_task["id"], "reviewer", f"{key}-claim-reviewer")
-    back = await _handoff(client, room_id, "reviewer", "user", to_user, f"{key}-h2")
+    await _claim(api, room_id, new_task["id"], "reviewer", f"{key}-claim-reviewer")
+    back = await _handoff(api, room_id, "reviewer", "user", to_user, f"{key}-h2")
     assert back["newTask"] is None and back["promotedTask"] is None, (n, back)
     assert [t["id"] for t in back["completedTasks"]] == [new_task["id"]], (n, back)
     return CycleResult(
@@ -248,26 +196,16 @@ async def run_cycle(client: RetryingClient, room_id: str, tag: str, n: int) -> C
     )
 
 
-async def _claim(
-    client: RetryingClient, room_id: str, task_id: str, role: str, key: str
-) -> dict[str, Any]:
-    claim = {"chatroomId": room_id, "taskId": task_id, "role": role, "idempotencyKey": key}
-    claimed: dict[str, Any] = (await client.call(CLAIM, input=claim))["claimTask"]
+async def _claim(api: Api, room_id: str, task_id: str, role: str, key: str) -> dict[str, Any]:
+    claimed = await api.claim(room_id, task_id, role, idempotencyKey=key)
     assert claimed["success"] is True, (key, claimed)
     return claimed
 
 
 async def _handoff(
-    client: RetryingClient, room_id: str, sender: str, target: str, content: str, key: str
+    api: Api, room_id: str, sender: str, target: str, content: str, key: str
 ) -> dict[str, Any]:
-    body = {
-        "chatroomId": room_id,
-        "senderRole": sender,
-        "targetRole": target,
-        "content": content,
-        "idempotencyKey": key,
-    }
-    handed: dict[str, Any] = (await client.call(HANDOFF, input=body))["sendHandoff"]
+    handed = await api.handoff(room_id, sender, target, content, idempotencyKey=key)
     assert handed["message"]["content"] == content, (key, handed)
     return handed
 
@@ -276,19 +214,16 @@ async def verify_cycles(url: str, room_id: str, tag: str, results: Sequence[Cycl
     """Every cycle the client completed left exactly its three messages, in order, and its two
     tasks, completed, each claimed once; nothing else is in the room. Returns rows checked."""
     rid = uuid.UUID(room_id)
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        messages = await conn.fetch(
-            "SELECT * FROM messages WHERE chatroom_id = $1 ORDER BY seq", rid
-        )
-        tasks = {
-            r["id"]: r for r in await conn.fetch("SELECT * FROM tasks WHERE chatroom_id = $1", rid)
-        }
-        keys = await conn.fetchval(
-            "SELECT count(*) FROM idempotency_records WHERE key LIKE $1", f"{tag}-%"
-        )
-    finally:
-        await conn.close()
+    messages = await dbutil.fetch(
+        url, "SELECT * FROM messages WHERE chatroom_id = $1 ORDER BY seq", rid
+    )
+    tasks = {
+        r["id"]: r
+        for r in await dbutil.fetch(url, "SELECT * FROM tasks WHERE chatroom_id = $1", rid)
+    }
+    keys = await dbutil.fetchval(
+        url, "SELECT count(*) FROM idempotency_records WHERE key LIKE $1", f"{tag}-%"
+    )
     expected: list[tuple[Any, ...]] = []
     for r in results:
         request, to_reviewer, to_user = cycle_contents(tag, r.n)
@@ -330,64 +265,76 @@ async def verify_cycles(url: str, room_id: str, tag: str, results: Sequence[Cycl
 # --- live subscribers -------------------------------------------------------------------------
 
 
-@dataclass
-class EventWatcher:
-    """A roomEvents subscriber that never gives up: after any failure (server killed,
-    database down, websocket closed) it reconnects to ``servers[i]`` (round robin) and resumes
-    with ``afterSeq`` = the last seq it saw. Every event it is sent is recorded."""
+@dataclass(kw_only=True)
+class Resubscriber:
+    """One subscription that subscribes again after any failure (server killed, database down,
+    websocket closed), with backoff, as an agent's CLI would; subclasses name the document
+    and take each result. Counts its connections and its failures by kind."""
 
-    servers: Sequence[HasUrls]
-    token: str
-    room_id: str
-    after_seq: int
-    name: str = ""
-    cursor: int = 0
-    seqs: list[int] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
     connects: int = 0
     failures: Counter[str] = field(default_factory=Counter)
+    ended: bool = False
     _task: asyncio.Task[None] | None = None
     _progress: asyncio.Event = field(default_factory=asyncio.Event)
 
-    def start(self) -> EventWatcher:
-        self.cursor = self.after_seq
-        self._task = asyncio.create_task(self._run(), name=f"watcher {self.name}")
-        return self
+    def _start(self, name: str) -> None:
+        self._task = asyncio.create_task(self._run(), name=name)
+
+    def _server(self, turn: int) -> tuple[HasUrls, str]:
+        """Where (the ``turn``-th connection) and with which token to subscribe."""
+        raise NotImplementedError
+
+    def _subscription(self) -> tuple[str, dict[str, Any]]:
+        """The document and its variables, for the next subscription."""
+        raise NotImplementedError
+
+    def _take(self, result: dict[str, Any]) -> bool:
+        """Record one result; True ends the subscriber for good."""
+        raise NotImplementedError
+
+    def _again(self) -> bool:
+        """Whether to subscribe again after a failure."""
+        return True
 
     async def _run(self) -> None:
         delay = 0.05
         turn = 0
         while True:
-            server = self.servers[turn % len(self.servers)]
+            server, token = self._server(turn)
             turn += 1
             try:
-                async with gql_ws(server, self.token) as ws:
+                async with gql_ws(server, token) as ws:
                     self.connects += 1
-                    async for result in ws.subscribe(
-                        ROOM_EVENTS, c=self.room_id, after=self.cursor
-                    ):
-                        event = result["roomEvents"]
-                        self.events.append(event)
-                        self.seqs.append(int(event["seq"]))
-                        self.cursor = max(self.cursor, int(event["seq"]))
+                    doc, variables = self._subscription()
+                    async for result in ws.subscribe(doc, **variables):
+                        done = self._take(result)
                         self._progress.set()
                         delay = 0.05
+                        if done:
+                            self.ended = True
+                            return
                 self.failures["completed by server"] += 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # TransportQueryError, TransportClosed, OSError, ...
                 self.failures[_describe(exc)] += 1
+            if not self._again():
+                self.ended = True
+                self._progress.set()
+                return
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 1.0)
 
-    async def wait_for(self, seq: int, within: float) -> None:
+    async def _until(self, reached: Any, failure: Any, within: float) -> None:
+        """Wait until ``reached()``; after ``within`` seconds (or once ended without it) fail
+        with ``failure()``."""
         deadline = time.monotonic() + within
-        while self.cursor < seq:
+        while not reached():
             left = deadline - time.monotonic()
-            if left <= 0:
+            if left <= 0 or self.ended:
                 raise AssertionError(
-                    f"watcher {self.name} reached seq {self.cursor}, not {seq}, in {within}s "
-                    f"(connects {self.connects}, failures {dict(self.failures)})"
+                    f"{failure()} within {within}s (connects {self.connects}, "
+                    f"failures {dict(self.failures)})"
                 )
             self._progress.clear()
             with contextlib.suppress(TimeoutError):
@@ -398,6 +345,47 @@ class EventWatcher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+@dataclass
+class EventWatcher(Resubscriber):
+    """A roomEvents subscriber that never gives up: after any failure it reconnects to
+    ``servers[i]`` (round robin) and resumes with ``afterSeq`` = the last seq it saw. Every
+    event it is sent is recorded."""
+
+    servers: Sequence[HasUrls]
+    token: str
+    room_id: str
+    after_seq: int
+    name: str = ""
+    cursor: int = 0
+    seqs: list[int] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def start(self) -> EventWatcher:
+        self.cursor = self.after_seq
+        self._start(f"watcher {self.name}")
+        return self
+
+    def _server(self, turn: int) -> tuple[HasUrls, str]:
+        return self.servers[turn % len(self.servers)], self.token
+
+    def _subscription(self) -> tuple[str, dict[str, Any]]:
+        return ROOM_EVENTS, {"c": self.room_id, "after": self.cursor}
+
+    def _take(self, result: dict[str, Any]) -> bool:
+        event = result["roomEvents"]
+        self.events.append(event)
+        self.seqs.append(int(event["seq"]))
+        self.cursor = max(self.cursor, int(event["seq"]))
+        return False
+
+    async def wait_for(self, seq: int, within: float) -> None:
+        await self._until(
+            lambda: self.cursor >= seq,
+            lambda: f"watcher {self.name} reached seq {self.cursor}, not {seq},",
+            within,
+        )
 
     def check(self, expected: Sequence[tuple[int, str, str]]) -> int:
         """Exactly the expected (seq, kind, object) list (``room_log``): every event once, in
@@ -435,14 +423,11 @@ async def replayed(url: str, clients: Iterable[RetryingClient]) -> int:
     retried = [kt for c in clients for kt in c.retried_keys]
     if not retried:
         return 0
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        rows = await conn.fetch(
-            "SELECT key, created_at FROM idempotency_records WHERE key = ANY($1::text[])",
-            [k for k, _ in retried],
-        )
-    finally:
-        await conn.close()
+    rows = await dbutil.fetch(
+        url,
+        "SELECT key, created_at FROM idempotency_records WHERE key = ANY($1::text[])",
+        [k for k, _ in retried],
+    )
     created = {r["key"]: r["created_at"].timestamp() for r in rows}
     return sum(1 for key, sent_at in retried if created.get(key, sent_at) < sent_at)
 
@@ -463,16 +448,8 @@ def _event_ref(event: dict[str, Any]) -> str:
 async def room_log(url: str, room_id: str) -> list[tuple[int, str, str]]:
     """(seq, kind, object) of every committed event of a room, in order, as ``_event_ref``
     describes a delivered one."""
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        rows = await conn.fetch(
-            "SELECT seq, kind, payload FROM room_events WHERE chatroom_id = $1 ORDER BY seq",
-            uuid.UUID(room_id),
-        )
-    finally:
-        await conn.close()
     out = []
-    for r in rows:
+    for r in await db_events(url, room_id):
         payload = r["payload"]
         payload = json.loads(payload) if isinstance(payload, str) else payload
         event = {k: payload.get(k) for k in ("message", "task", "participant")}
@@ -778,7 +755,7 @@ def _runs(seqs: Sequence[int]) -> str:
 
 
 @dataclass
-class TaskWaiter:
+class TaskWaiter(Resubscriber):
     """A taskAvailable subscriber. With ``reconnect`` it subscribes again after any failure
     (as an agent's CLI would); a SUPERSEDED or INTERRUPT delivery ends it for good."""
 
@@ -788,84 +765,41 @@ class TaskWaiter:
     role: str
     reconnect: bool = True
     deliveries: list[dict[str, Any]] = field(default_factory=list)
-    connects: int = 0
-    failures: Counter[str] = field(default_factory=Counter)
-    ended: bool = False
-    _task: asyncio.Task[None] | None = None
-    _progress: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> TaskWaiter:
-        self._task = asyncio.create_task(self._run(), name=f"waiter {self.role}")
+        self._start(f"waiter {self.role}")
         return self
 
-    async def _run(self) -> None:
-        delay = 0.05
-        while True:
-            try:
-                async with gql_ws(self.server, self.token) as ws:
-                    self.connects += 1
-                    async for result in ws.subscribe(TASK_AVAILABLE, c=self.room_id, r=self.role):
-                        got = result["taskAvailable"]
-                        self.deliveries.append(got)
-                        self._progress.set()
-                        if got["kind"] in ("SUPERSEDED", "INTERRUPT"):
-                            self.ended = True
-                            return
-                self.failures["completed by server"] += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.failures[_describe(exc)] += 1
-            if not self.reconnect:
-                self.ended = True
-                self._progress.set()
-                return
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 1.0)
+    def _server(self, turn: int) -> tuple[HasUrls, str]:
+        return self.server, self.token
 
-    async def next_delivery(self, after: int, within: float = 15.0) -> dict[str, Any]:
+    def _subscription(self) -> tuple[str, dict[str, Any]]:
+        return TASK_AVAILABLE, {"c": self.room_id, "r": self.role}
+
+    def _take(self, result: dict[str, Any]) -> bool:
+        got = result["taskAvailable"]
+        self.deliveries.append(got)
+        return bool(got["kind"] in ("SUPERSEDED", "INTERRUPT"))
+
+    def _again(self) -> bool:
+        return self.reconnect
+
+    async def next_delivery(self, after: int, within: float = WAIT) -> dict[str, Any]:
         """The delivery at index ``after`` (0 = the first), waiting for it."""
-        deadline = time.monotonic() + within
-        while len(self.deliveries) <= after:
-            left = deadline - time.monotonic()
-            if left <= 0 or (self.ended and len(self.deliveries) <= after):
-                raise AssertionError(
-                    f"waiter {self.role}: no delivery #{after + 1} within {within}s (got "
-                    f"{self.deliveries}, connects {self.connects}, failures {dict(self.failures)})"
-                )
-            self._progress.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._progress.wait(), min(left, 0.5))
+        await self._until(
+            lambda: len(self.deliveries) > after,
+            lambda: f"waiter {self.role}: no delivery #{after + 1} (got {self.deliveries})",
+            within,
+        )
         return self.deliveries[after]
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
 
 async def waiter_id(url: str, room_id: str, role: str) -> uuid.UUID | None:
     """The role's registered waiter (participants.waiter_id), read from the database."""
-    conn = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        value: uuid.UUID | None = await conn.fetchval(
-            "SELECT waiter_id FROM participants WHERE chatroom_id = $1 AND role = $2",
-            uuid.UUID(room_id),
-            role,
-        )
-    finally:
-        await conn.close()
+    value: uuid.UUID | None = await dbutil.fetchval(
+        url,
+        "SELECT waiter_id FROM participants WHERE chatroom_id = $1 AND role = $2",
+        uuid.UUID(room_id),
+        role,
+    )
     return value
-
-
-async def until(check: Any, what: str, within: float = 15.0, every: float = 0.05) -> Any:
-    """Poll the async ``check()`` until it returns something truthy; fail after ``within``."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within}s: {what}")
-        await asyncio.sleep(every)

@@ -25,6 +25,7 @@ import uuid
 
 from tests.reliability.common import (
     NO_RATE_LIMIT,
+    WAIT,
     CycleResult,
     EventWatcher,
     RetryingClient,
@@ -35,11 +36,11 @@ from tests.reliability.common import (
     replayed,
     room_log,
     run_cycle,
-    until,
     verify_cycles,
     waiter_id,
 )
 from tests.support import dbutil
+from tests.support.api import until
 from tests.support.pg import PgDatabase
 
 ROOMS = 10
@@ -151,7 +152,9 @@ async def test_a_crash_does_not_leave_its_waiters_marked_present(
     async with RetryingClient(server, token) as client:
         room_id = await new_room(client, "kill9: waiter")
     waiter = TaskWaiter(server, token, room_id, "builder", reconnect=False).start()
-    await until(lambda: waiter_id(db.url, room_id, "builder"), "the builder's waiter registered")
+    await until(
+        lambda: waiter_id(db.url, room_id, "builder"), "the builder's waiter registered", WAIT, 0.05
+    )
     assert await participant_status(db.url, room_id, "builder") == "waiting"
 
     await server.kill()

@@ -23,9 +23,8 @@ from collections import Counter
 from typing import Any
 
 from tests.reliability.common import (
-    CLAIM,
     NO_RATE_LIMIT,
-    SEND,
+    WAIT,
     CycleResult,
     EventWatcher,
     RetryingClient,
@@ -35,11 +34,12 @@ from tests.reliability.common import (
     new_room,
     room_log,
     run_cycle,
-    until,
     verify_cycles,
     waiter_id,
 )
 from tests.support import dbutil
+from tests.support.api import until
+from tests.support.documents import CLAIM, SEND
 from tests.support.pg import PgDatabase
 
 PROCESSES = 3
@@ -167,12 +167,12 @@ async def _superseding_waiters(
                 now = await waiter_id(url, room_id, "builder")
                 return now if now is not None and now != before else None
 
-            previous = await until(registered, f"waiter {k} registered")
+            previous = await until(registered, f"waiter {k} registered", WAIT, 0.05)
             if k:
                 ended = await waiters[k - 1].next_delivery(0)
                 assert ended["kind"] == "SUPERSEDED", ended
         async with RetryingClient(servers[0], token) as client:
-            sent = await client.call(SEND, input={"chatroomId": room_id, "content": "w"})
+            sent = await client.execute(SEND, input={"chatroomId": room_id, "content": "w"})
         task_id = sent["sendMessage"]["task"]["id"]
         got = await waiters[-1].next_delivery(0)
         assert (got["kind"], got["task"]["id"]) == ("TASK", task_id), got
@@ -184,7 +184,7 @@ async def _superseding_waiters(
             async with RetryingClient(server, token) as client:
                 body = {"chatroomId": room_id, "taskId": task_id, "role": "builder",
                         "idempotencyKey": f"race-{n}"}  # fmt: skip
-                return bool((await client.call(CLAIM, input=body))["claimTask"]["success"])
+                return bool((await client.execute(CLAIM, input=body))["claimTask"]["success"])
 
         outcomes = await asyncio.gather(
             *(claim(servers[n % PROCESSES], n) for n in range(PROCESSES * CLAIMERS_PER_PROCESS))

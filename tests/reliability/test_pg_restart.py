@@ -26,22 +26,23 @@ from chatroom.db.embedded import EmbeddedPostgres
 from chatroom.db.migrate import upgrade_to_head
 from tests.reliability.common import (
     NO_RATE_LIMIT,
-    SEND,
+    WAIT,
     CycleResult,
     EventWatcher,
     RetryingClient,
     TaskWaiter,
     check_invariants,
-    healthz,
     new_owner,
     new_room,
     replayed,
     room_log,
     run_cycle,
-    until,
     verify_cycles,
     waiter_id,
 )
+from tests.support.api import until
+from tests.support.documents import SEND
+from tests.support.server import healthz
 
 LOAD_ROOMS = 4
 OUTAGE_SECONDS = 2.0
@@ -79,9 +80,11 @@ async def _scenario(pg: EmbeddedPostgres, url: str, server) -> None:
         for j in range(2)
     ]
     waiter = TaskWaiter(server, token, idle_room, "builder").start()
-    await until(lambda: waiter_id(url, idle_room, "builder"), "the builder's waiter registered")
+    await until(
+        lambda: waiter_id(url, idle_room, "builder"), "the builder's waiter registered", WAIT, 0.05
+    )
 
-    status, before = await healthz(server)
+    status, before = await healthz(server, 3.0)
     assert status == 200 and before["listener"] == "connected", before
 
     stop_load = asyncio.Event()
@@ -107,14 +110,14 @@ async def _scenario(pg: EmbeddedPostgres, url: str, server) -> None:
         await asyncio.to_thread(pg.stop)
         stopped_in = time.monotonic() - down_at
         while time.monotonic() - down_at < stopped_in + OUTAGE_SECONDS:
-            status, _ = await healthz(server)
+            status, _ = await healthz(server, 3.0)
             health[status] += 1
             await asyncio.sleep(0.1)
         assert await asyncio.to_thread(pg.start) == url, "same data dir, same socket, same URL"
         outage = time.monotonic() - down_at
 
         async def recovered() -> dict | None:
-            status, body = await healthz(server)
+            status, body = await healthz(server, 3.0)
             health[status] += 1
             ok = status == 200 and body.get("listener") == "connected"
             return (
@@ -130,7 +133,7 @@ async def _scenario(pg: EmbeddedPostgres, url: str, server) -> None:
 
     # The first task created after the restart reaches the waiter (resubscribed or not).
     async with RetryingClient(server, token, retry_codes=RETRY_CODES) as client:
-        sent = await client.call(SEND, input={"chatroomId": idle_room, "content": "after"})
+        sent = await client.execute(SEND, input={"chatroomId": idle_room, "content": "after"})
     task_id = sent["sendMessage"]["task"]["id"]
     delivered = await waiter.next_delivery(0)
     assert (delivered["kind"], delivered["task"]["id"]) == ("TASK", task_id), delivered

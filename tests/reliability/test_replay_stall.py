@@ -17,15 +17,8 @@ import asyncio
 import itertools
 import time
 
-from tests.reliability.common import (
-    NO_RATE_LIMIT,
-    ROOM_EVENTS,
-    SEND,
-    RetryingClient,
-    new_owner,
-    new_room,
-    room_log,
-)
+from tests.reliability.common import NO_RATE_LIMIT, RetryingClient, new_owner, new_room, room_log
+from tests.support.documents import ROOM_EVENTS, SEND
 from tests.support.gql_client import gql_ws
 from tests.support.pg import PgDatabase
 
@@ -46,8 +39,8 @@ async def test_a_replay_longer_than_one_read_batch_does_not_stall(
         async def fill(room_id: str) -> None:
             for n in range(REQUESTS):
                 body = {"chatroomId": room_id, "content": f"request {n}"}
-                await client.call(SEND, input=body)
-            await client.call(
+                await client.execute(SEND, input=body)
+            await client.execute(
                 "mutation($c: ID!) { completeChatroom(chatroomId: $c) { id } }", c=room_id
             )
 

@@ -47,7 +47,25 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from tests.reliability.common import CLAIM, CREATE_GUEST, HANDOFF, SEND, collect_violations
+from tests.reliability.common import collect_violations
+from tests.support.documents import (
+    ADD_BACKLOG,
+    CANCEL,
+    CLAIM,
+    CLASSIFY,
+    COMPLETE,
+    COMPLETE_ROOM,
+    CREATE_GUEST,
+    CREATE_ROOM,
+    HANDOFF,
+    INTERRUPT,
+    JOIN,
+    MOVE,
+    RELEASE,
+    SEND,
+    TASKS,
+    UPDATE,
+)
 from tests.support.pg import PgDatabase, asyncpg_dsn
 from tests.support.server import LiveServer
 
@@ -93,28 +111,6 @@ NEEDS_TASKS = {
     "cancel_task",
     "release_task",
 }
-
-CREATE_ROOM = "mutation($input: CreateChatroomInput!) { createChatroom(input: $input) { id } }"
-CLASSIFY = (
-    "mutation($input: ClassifyTaskInput!) { classifyTask(input: $input) {"
-    " id classification effectiveClassification } }"
-)
-TASK_FIELDS = "id status assignedTo attempt content queuePosition"
-ADD_BACKLOG = (
-    "mutation($input: AddBacklogTaskInput!) { addBacklogTask(input: $input) {"
-    f" {TASK_FIELDS} }} }}"
-)
-UPDATE = f"mutation($input: UpdateTaskInput!) {{ updateTask(input: $input) {{ {TASK_FIELDS} }} }}"
-MOVE = f"mutation($input: TaskRefInput!) {{ moveTaskToQueue(input: $input) {{ {TASK_FIELDS} }} }}"
-COMPLETE = (
-    f"mutation($input: CompleteTaskInput!) {{ completeTask(input: $input) {{ {TASK_FIELDS} }} }}"
-)
-CANCEL = f"mutation($input: TaskRefInput!) {{ cancelTask(input: $input) {{ {TASK_FIELDS} }} }}"
-RELEASE = f"mutation($input: TaskRefInput!) {{ releaseTask(input: $input) {{ {TASK_FIELDS} }} }}"
-INTERRUPT = "mutation($c: ID!) { interruptChatroom(chatroomId: $c) { id } }"
-JOIN = "mutation($c: ID!, $r: String!) { joinChatroom(chatroomId: $c, role: $r) { role status } }"
-COMPLETE_ROOM = "mutation($c: ID!) { completeChatroom(chatroomId: $c) { id status } }"
-TASKS = "query($c: ID!) { tasks(chatroomId: $c, limit: 500) { id status queuePosition } }"
 
 
 # --- the model ------------------------------------------------------------------------------------
@@ -411,7 +407,7 @@ def machine(server: LiveServer, db_url: str, stats: Stats) -> type[RuleBasedStat
 
         @initialize()
         def sign_in_and_create_room(self) -> None:
-            data, code = self.wire.call(CREATE_GUEST, n="state machine")
+            data, code = self.wire.call(CREATE_GUEST, displayName="state machine")
             assert code is None and data is not None
             self.wire.token = data["createGuestSession"]["token"]
             self.create_room("pair")  # the usual team; more rooms (pair or solo) come later
@@ -978,7 +974,7 @@ def _compare(wire: Wire, rooms: list[MRoom], ids: list[uuid.UUID]) -> None:
         got_people = {p["role"]: p["status"] for p in people if p["chatroom_id"] == rid}
         assert got_people == room.participants, (room.id, got_people, room.participants)
         # The tasks query: the active task first, then the queue in order, then the backlog.
-        data, code = wire.call(TASKS, c=room.id)
+        data, code = wire.call(TASKS, c=room.id, limit=500)
         assert code is None and data is not None
         order = [t["id"] for t in data["tasks"]]
         active = room.active()

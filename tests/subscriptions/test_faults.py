@@ -16,18 +16,16 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from tests.subscriptions.common import (
-    ROOM_EVENTS,
-    TASK_AVAILABLE,
-    api,
     delivery,
     events_through,
-    eventually,
     healthz,
     new_room,
     room_events,
     task_available,
 )
 from tests.support import dbutil
+from tests.support.api import connect, until
+from tests.support.documents import ROOM_EVENTS, TASK_AVAILABLE
 from tests.support.gql_client import Subprotocol, bearer
 from tests.support.pg import PgDatabase, PgServer, quote_ident
 from tests.support.server import LiveServer
@@ -73,7 +71,7 @@ async def _listener_back(server: LiveServer, db: PgDatabase, reconnects: int, ol
         h = await healthz(server)
         return h["listener"] == "connected" and h["listenerReconnects"] >= reconnects
 
-    await eventually(check, f"listener connected again with listenerReconnects >= {reconnects}")
+    await until(check, f"listener connected again with listenerReconnects >= {reconnects}")
     assert (await healthz(server))["listenerReconnects"] == reconnects
     assert await _listener_pid(db) != old_pid
 
@@ -84,7 +82,7 @@ async def test_events_committed_while_the_listen_connection_is_down_are_delivere
     """Kill the LISTEN connection and commit right away, before it is back."""
     server = await start_server(db.url)
     token, rid = await new_room(server)
-    async with api(server, token) as a:
+    async with connect(server, token) as a:
         start = await a.last_event_seq(rid)
         async with (
             room_events(server, token, protocol, rid, after_seq=start) as feed,
@@ -120,7 +118,7 @@ async def test_a_long_listener_outage_loses_no_event(
     pooled connections keep serving the mutations meanwhile."""
     server = await start_server(db.url)
     token, rid = await new_room(server)
-    async with api(server, token) as a:
+    async with connect(server, token) as a:
         # Warm the app's pool: the outage forbids it opening new connections.
         await asyncio.gather(*(healthz(server) for _ in range(8)))
         start = await a.last_event_seq(rid)
@@ -142,7 +140,7 @@ async def test_a_long_listener_outage_loses_no_event(
                     async def down() -> bool:
                         return (await healthz(server))["listener"] == "reconnecting"
 
-                    await eventually(down, "/healthz listener == reconnecting")
+                    await until(down, "/healthz listener == reconnecting")
                     sent = await a.send(rid, "committed while nobody listens")
                     await a.send(rid, "queued while nobody listens")
                     gap_end = await a.last_event_seq(rid)
@@ -236,7 +234,7 @@ async def test_a_thousand_abrupt_disconnects_leave_nothing_behind(
     rooms: list[str] = []
     for i in range(ROOMS):
         token, rid = await new_room(server, name=f"drop {i}")
-        async with api(server, token) as a:
+        async with connect(server, token) as a:
             await a.send(rid, "delivered to many, claimed by none")
         owners.append(token)
         rooms.append(rid)

@@ -7,20 +7,13 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from tests.subscriptions.common import (
-    POLL_TIMEOUT,
-    TASK,
-    api,
-    db_statuses,
-    db_task,
-    delivery,
-    eventually,
-    new_room,
-    task_available,
-)
+from tests.subscriptions.common import delivery, new_room, waiting
 from tests.support import dbutil
+from tests.support.api import POLL_TIMEOUT, connect, until
+from tests.support.documents import TASK
 from tests.support.gql_client import Subprotocol, expect_error
 from tests.support.pg import PgDatabase
+from tests.support.room_rows import db_statuses, db_task
 from tests.support.server import LiveServer
 
 LEASE_S = 1.0
@@ -48,10 +41,9 @@ async def test_a_lapsed_lease_returns_the_task_to_its_role_without_any_call(
     server = await start_server(db.url, extra_env=LEASE_ENV)
     token, rid = await new_room(server)
     async with (
-        api(server, token) as a,
-        task_available(server, token, protocol, rid, "builder") as waiter,
+        connect(server, token) as a,
+        waiting(server, token, protocol, rid, "builder") as (waiter,),
     ):
-        await a.wait_status(rid, "builder", "WAITING")
         sent = await a.send(rid, "a job the agent will abandon")
         task_id = sent["task"]["id"]
         assert (await delivery(waiter))["task"]["attempt"] == 0
@@ -70,7 +62,7 @@ async def test_a_lapsed_lease_returns_the_task_to_its_role_without_any_call(
         async def lapsed() -> bool:
             return (await db_task(db.url, task_id))["status"] == "pending"
 
-        await eventually(lapsed, "the task is pending again", within=LEASE_S + POLL_TIMEOUT)
+        await until(lapsed, "the task is pending again", within=LEASE_S + POLL_TIMEOUT)
         print(f"\nlease lapsed {time.monotonic() - claimed_at:.2f}s after the claim")
         row = await db_task(db.url, task_id)
         assert (row["assigned_to"], row["attempt"]) == ("builder", 1)
@@ -108,10 +100,9 @@ async def test_the_owner_releases_an_in_progress_task_back_to_pending(
 ) -> None:
     token, rid = await new_room(live_server)
     async with (
-        api(live_server, token) as a,
-        task_available(live_server, token, protocol, rid, "builder") as waiter,
+        connect(live_server, token) as a,
+        waiting(live_server, token, protocol, rid, "builder") as (waiter,),
     ):
-        await a.wait_status(rid, "builder", "WAITING")
         task_id = (await a.send(rid, "stuck work"))["task"]["id"]
         await delivery(waiter)
         assert (await a.claim(rid, task_id, "builder"))["success"] is True

@@ -4,16 +4,17 @@ subscribers on both, and "one waiter per role" holds across processes."""
 from __future__ import annotations
 
 from tests.subscriptions.common import (
-    api,
-    db_statuses,
     delivery,
     events_through,
     new_room,
     room_events,
     task_available,
+    waiting,
 )
+from tests.support.api import connect
 from tests.support.gql_client import Subprotocol
 from tests.support.pg import PgDatabase
+from tests.support.room_rows import db_statuses
 
 
 async def test_a_change_made_through_one_server_is_delivered_by_the_other(
@@ -23,7 +24,7 @@ async def test_a_change_made_through_one_server_is_delivered_by_the_other(
     a_srv = await start_server(db.url)
     b_srv = await start_server(db.url)
     token, rid = await new_room(a_srv)
-    async with api(a_srv, token) as via_a, api(b_srv, token) as via_b:
+    async with connect(a_srv, token) as via_a, connect(b_srv, token) as via_b:
         start = await via_b.last_event_seq(rid)
         async with (
             task_available(a_srv, token, protocol, rid, "builder") as builder_on_a,
@@ -65,10 +66,9 @@ async def test_a_waiter_on_one_server_is_superseded_by_a_waiter_on_the_other(
     b_srv = await start_server(db.url)
     token, rid = await new_room(a_srv)
     async with (
-        api(a_srv, token) as via_a,
-        task_available(a_srv, token, protocol, rid, "builder") as on_a,
+        connect(a_srv, token) as via_a,
+        waiting(a_srv, token, protocol, rid, "builder") as (on_a,),
     ):
-        await via_a.wait_status(rid, "builder", "WAITING")
         async with task_available(b_srv, token, protocol, rid, "builder") as on_b:
             got = await delivery(on_a)
             assert got == {"kind": "SUPERSEDED", "resumed": False, "task": None, "message": None}
@@ -97,7 +97,7 @@ async def test_an_interrupt_through_one_server_reaches_waiters_on_both(
     b_srv = await start_server(db.url)
     token, rid = await new_room(a_srv)
     async with (
-        api(b_srv, token) as via_b,
+        connect(b_srv, token) as via_b,
         task_available(a_srv, token, protocol, rid, "builder") as builder_on_a,
         task_available(b_srv, token, protocol, rid, "reviewer") as reviewer_on_b,
     ):

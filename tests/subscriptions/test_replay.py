@@ -9,16 +9,16 @@ import json
 import time
 
 from tests.subscriptions.common import (
-    api,
-    db_events,
     event,
     events_through,
     new_room,
     room_events,
-    task_available,
+    waiting,
 )
+from tests.support.api import connect
 from tests.support.gql_client import Subprotocol
 from tests.support.pg import PgDatabase
+from tests.support.room_rows import db_events
 from tests.support.server import LiveServer
 
 # More than one read batch of the server (delivery.EVENT_BATCH = 500).
@@ -37,7 +37,7 @@ async def test_reconnecting_with_after_seq_replays_exactly_the_missed_events(
     live_server: LiveServer, module_db: PgDatabase, protocol: Subprotocol
 ) -> None:
     token, rid = await new_room(live_server)
-    async with api(live_server, token) as a:
+    async with connect(live_server, token) as a:
         # First connection: the whole log so far, then some live changes.
         async with room_events(live_server, token, protocol, rid, after_seq=0) as feed:
             sent = await a.send(rid, "first request")
@@ -106,11 +106,11 @@ async def test_reconnecting_with_after_seq_replays_exactly_the_missed_events(
 async def _fill(server: LiveServer, token: str, rid: str, events: int) -> int:
     """At least ``events`` events in the room; returns its last seq. No task is taken, so
     every message queues behind the first (a few writers at once; the room lock orders them)."""
-    async with api(server, token) as a:
+    async with connect(server, token) as a:
         while (m := await a.last_event_seq(rid)) < events:
 
             async def writer(n: int) -> None:
-                async with api(server, token) as mine:
+                async with connect(server, token) as mine:
                     for _ in range(n):
                         await mine.send(rid, "more work")
 
@@ -125,7 +125,7 @@ async def test_a_replay_longer_than_one_read_batch_has_no_gap(
     token, rid = await new_room(server)
     m = await _fill(server, token, rid, MANY_EVENTS)
     async with (
-        api(server, token) as a,
+        connect(server, token) as a,
         room_events(server, token, protocol, rid, after_seq=7) as feed,
     ):
         t0 = time.monotonic()
@@ -148,10 +148,9 @@ async def test_a_long_replay_completes_while_an_agent_waits_in_the_room(
     token, rid = await new_room(server)
     await _fill(server, token, rid, MANY_EVENTS)
     async with (
-        api(server, token) as a,
-        task_available(server, token, protocol, rid, "reviewer") as reviewer,
+        connect(server, token) as a,
+        waiting(server, token, protocol, rid, "reviewer") as (reviewer,),
     ):
-        await a.wait_status(rid, "reviewer", "WAITING")
         m = await a.last_event_seq(rid)  # includes the waiter's own presence event
         async with room_events(server, token, protocol, rid, after_seq=7) as feed:
             try:
@@ -168,7 +167,7 @@ async def test_resuming_mid_stream_after_a_drop_loses_and_repeats_nothing(
 ) -> None:
     """A client reads part of a burst, vanishes, and resumes from the last seq it saw."""
     token, rid = await new_room(live_server)
-    async with api(live_server, token) as a:
+    async with connect(live_server, token) as a:
         start = await a.last_event_seq(rid)
         received: list[int] = []
         cursor = start

@@ -12,20 +12,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.subscriptions.common import (
-    ROOM_EVENTS,
-    TASK_AVAILABLE,
-    api,
-    db_statuses,
-    db_task,
-    delivery,
-    new_room,
-    new_token,
-    subscription,
-    task_available,
-)
+from tests.subscriptions.common import delivery, new_room, task_available, waiting
+from tests.support.api import connect, new_token, subscription
+from tests.support.documents import ROOM_EVENTS, TASK_AVAILABLE
 from tests.support.gql_client import Subprotocol
 from tests.support.pg import PgDatabase
+from tests.support.room_rows import db_statuses, db_task
 from tests.support.server import LiveServer
 
 CLAIMERS = 10
@@ -36,12 +28,9 @@ async def test_a_waiter_receives_a_task_created_after_it_subscribed(
 ) -> None:
     token, rid = await new_room(live_server)
     async with (
-        api(live_server, token) as a,
-        task_available(live_server, token, protocol, rid, "builder") as builder,
-        task_available(live_server, token, protocol, rid, "reviewer") as reviewer,
+        connect(live_server, token) as a,
+        waiting(live_server, token, protocol, rid, "builder", "reviewer") as (builder, reviewer),
     ):
-        await a.wait_status(rid, "builder", "WAITING")
-        await a.wait_status(rid, "reviewer", "WAITING")
         sent = await a.send(rid, "please build the login page")
 
         got = await delivery(builder)
@@ -66,12 +55,9 @@ async def test_handoffs_and_promoted_requests_arrive_with_their_own_source_messa
     older message (read from the table), and never a task routed to another role."""
     token, rid = await new_room(live_server)
     async with (
-        api(live_server, token) as a,
-        task_available(live_server, token, protocol, rid, "builder") as builder,
-        task_available(live_server, token, protocol, rid, "reviewer") as reviewer,
+        connect(live_server, token) as a,
+        waiting(live_server, token, protocol, rid, "builder", "reviewer") as (builder, reviewer),
     ):
-        await a.wait_status(rid, "builder", "WAITING")
-        await a.wait_status(rid, "reviewer", "WAITING")
         first = await a.send(rid, "first request")
         assert (await delivery(builder))["task"]["id"] == first["task"]["id"]
         assert (await a.claim(rid, first["task"]["id"], "builder"))["success"] is True
@@ -107,7 +93,7 @@ async def test_a_waiter_arriving_after_the_task_receives_it_at_once(
     live_server: LiveServer, protocol: Subprotocol
 ) -> None:
     token, rid = await new_room(live_server)
-    async with api(live_server, token) as a:
+    async with connect(live_server, token) as a:
         sent = await a.send(rid, "already here")
         async with task_available(live_server, token, protocol, rid, "builder") as builder:
             got = await delivery(builder)
@@ -122,10 +108,9 @@ async def test_a_second_waiter_for_the_same_role_supersedes_the_first(
 ) -> None:
     token, rid = await new_room(live_server)
     async with (
-        api(live_server, token) as a,
-        task_available(live_server, token, protocol, rid, "builder") as first,
+        connect(live_server, token) as a,
+        waiting(live_server, token, protocol, rid, "builder") as (first,),
     ):
-        await a.wait_status(rid, "builder", "WAITING")
         async with task_available(live_server, token, protocol, rid, "builder") as second:
             got = await delivery(first)
             assert got == {"kind": "SUPERSEDED", "resumed": False, "task": None, "message": None}
@@ -144,7 +129,7 @@ async def test_a_restarted_agent_gets_its_in_progress_task_back_resumed(
     live_server: LiveServer, module_db: PgDatabase, protocol: Subprotocol
 ) -> None:
     token, rid = await new_room(live_server)
-    async with api(live_server, token) as a:
+    async with connect(live_server, token) as a:
         async with task_available(live_server, token, protocol, rid, "builder") as before:
             await a.wait_status(rid, "builder", "WAITING")
             sent = await a.send(rid, "long job")
@@ -178,17 +163,16 @@ async def test_concurrent_claims_of_a_delivered_task_have_exactly_one_winner(
 ) -> None:
     token, rid = await new_room(live_server)
     async with (
-        api(live_server, token) as a,
-        task_available(live_server, token, protocol, rid, "builder") as waiter,
+        connect(live_server, token) as a,
+        waiting(live_server, token, protocol, rid, "builder") as (waiter,),
     ):
-        await a.wait_status(rid, "builder", "WAITING")
         await a.send(rid, "only one may take this")
         task_id = (await delivery(waiter))["task"]["id"]
 
         barrier = asyncio.Barrier(CLAIMERS)
 
         async def claim() -> dict:
-            async with api(live_server, token) as mine:  # its own HTTP client
+            async with connect(live_server, token) as mine:  # its own HTTP client
                 await barrier.wait()
                 return await mine.claim(rid, task_id, "builder")
 
@@ -210,12 +194,9 @@ async def test_an_interrupt_reaches_every_waiting_subscriber(
 ) -> None:
     token, rid = await new_room(live_server)
     async with (
-        api(live_server, token) as a,
-        task_available(live_server, token, protocol, rid, "builder") as builder,
-        task_available(live_server, token, protocol, rid, "reviewer") as reviewer,
+        connect(live_server, token) as a,
+        waiting(live_server, token, protocol, rid, "builder", "reviewer") as (builder, reviewer),
     ):
-        await a.wait_status(rid, "builder", "WAITING")
-        await a.wait_status(rid, "reviewer", "WAITING")
         await a.interrupt(rid)
         got = [await delivery(builder), await delivery(reviewer)]
         for item in got:
@@ -235,7 +216,7 @@ async def test_an_interrupt_stops_the_holder_and_its_task_comes_back_on_the_next
     live_server: LiveServer, module_db: PgDatabase, protocol: Subprotocol
 ) -> None:
     token, rid = await new_room(live_server)
-    async with api(live_server, token) as a:
+    async with connect(live_server, token) as a:
         sent = await a.send(rid, "to be interrupted")
         task_id = sent["task"]["id"]
         assert (await a.claim(rid, task_id, "builder"))["success"] is True
@@ -255,7 +236,7 @@ async def test_presence_is_waiting_while_subscribed_and_idle_after(
     live_server: LiveServer, module_db: PgDatabase, protocol: Subprotocol
 ) -> None:
     token, rid = await new_room(live_server)
-    async with api(live_server, token) as a:
+    async with connect(live_server, token) as a:
         assert (await a.statuses(rid))["builder"] == "IDLE"
         # Ended by the client (complete / stop), the websocket stays open.
         async with subscription(

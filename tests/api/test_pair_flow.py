@@ -14,9 +14,9 @@ from tests.support.documents import (
     COMPLETE_ROOM,
     MOVE,
     UPDATE,
-    cli_operation,
 )
 from tests.support.gql_client import expect_error
+from tests.support.operations import cli_operation
 from tests.support.pg import PgDatabase
 from tests.support.room_rows import db_room_state, db_statuses, db_tasks
 from tests.support.server import LiveServer

@@ -26,8 +26,3 @@ async def in_read(info: AppInfo, work: Work[T]) -> T:
     async with info.context.db.read() as tx:
         return await work(tx, info.context.seen(await authenticate(tx, info.context.token)))
 
-
-async def current_caller(info: AppInfo) -> Caller:
-    """Who is calling (subscriptions keep it to wake on their session's revocation)."""
-    async with info.context.db.read() as tx:
-        return info.context.seen(await authenticate(tx, info.context.token))

@@ -62,10 +62,10 @@ class Commands:
     def prompt(self, room_id: str, role: str) -> str:
         return f"{self.program} prompt {q(room_id)} --role={q(role)}{self._flags(timeout=True)}"
 
-    def agents(self, verb: str, room_id: str, role: str | None = None) -> str:
-        """`agents restart` / `stop` for one role, or every role (what a person runs about
-        the room's agent slots)."""
-        only = f" --role={q(role)}" if role else ""
+    def agents(self, verb: str, room_id: str, *roles: str) -> str:
+        """`agents restart` / `stop` for these roles, or every role when none is named (what a
+        person runs about the room's agent slots)."""
+        only = "".join(f" --role={q(role)}" for role in roles)
         return f"{self.program} agents {verb} {q(room_id)}{only}{self._flags(timeout=False)}"
 
     def machine_start(self) -> str:

@@ -33,6 +33,15 @@ WorkdirOpt = Annotated[
     Path,
     typer.Option("--workdir", help="The agents' working directory.", show_default=False),
 ]
+StartWorkdirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--workdir",
+        help="The agents' working directory (on the machine that runs them); default: the "
+        "current directory.",
+        show_default=False,
+    ),
+]
 RolesOpt = Annotated[
     list[str] | None,
     typer.Option("--role", help="Only this role (repeatable); default: every role."),
@@ -136,7 +145,7 @@ def _print_slots(room_id: str, slots: list[dict[str, Any]], online: dict[str, bo
 def start(
     room_id: RoomArg,
     harness: HarnessOpt,
-    workdir: WorkdirOpt,
+    workdir: StartWorkdirOpt = None,
     role: RolesOpt = None,
     machine: MachineOpt = None,
     model: ModelOpt = None,
@@ -156,7 +165,17 @@ def start(
     chosen = pick_machine(machines, machine, options.target.base_url)
     mine = this_machine(options.target.base_url)
     here = mine is not None and mine["machine_id"] == chosen["id"]
-    fields = _slot_fields(harness, workdir, model, task_timeout, fresh_session, command, here=here)
+    # No --workdir: the directory this runs in (SPEC §10), resolved and checked here.
+    directory = Path.cwd() if workdir is None else workdir
+    fields = _slot_fields(
+        harness,
+        directory,
+        model,
+        task_timeout,
+        fresh_session,
+        command,
+        here=here or workdir is None,
+    )
     variables = {
         "input": {
             "chatroomId": room_id,
@@ -212,6 +231,12 @@ def status(room_id: RoomArg, json_out: JsonOpt = False, server: ServerOpt = None
         echo(f"No agents in room {room_id} yet (see `chatroom agents start --help`).")
 
 
+def stop_command(room_id: str, roles: list[str]) -> str:
+    """What stops the roles `agents run` served, and only them: the room's other slots may
+    run on other machines."""
+    return commands().agents("stop", room_id, *roles)
+
+
 @agents_app.command("run")
 def run(
     room_id: RoomArg,
@@ -224,9 +249,11 @@ def run(
     command: CommandOpt = None,
     server: ServerOpt = None,
 ) -> None:
-    """Serve the room's roles from this terminal: registers this computer's machine, sets the
-    roles to run on it, and runs them here (a daemon for this room only: wait for each role's
-    task, claim it, run the harness, check the handoff, nudge or flag it; docs/agents.md).
+    """Serve the room's roles from this terminal: registers this computer's `agents run`
+    machine ("<host> (agents run)", apart from `machine start`'s, whose daemon lets the roles
+    go), sets the roles to run on it, and runs them here (a daemon for this room only: wait for
+    each role's task, claim it, run the harness, check the handoff, nudge or flag it;
+    docs/agents.md).
     Ctrl-C stops the agents and marks them stopped."""
     import asyncio
 
@@ -239,7 +266,8 @@ def run(
     fields = _slot_fields(harness, workdir, model, task_timeout, fresh_session, command, here=True)
     client = Api(options.target, retry_default=LONG_RETRY_SECONDS)
     client.require_token()
-    daemon = Daemon(client, one_room=True)
+    daemon = Daemon(client, one_room=True, run=True)
+    served: list[str] = []  # the roles this daemon set to run here
 
     async def stop_slots() -> None:
         """Mark stopped the slots this daemon still serves (not those another daemon took
@@ -257,7 +285,7 @@ def run(
         except CliError as exc:
             daemon.say(
                 f"could not mark the agents stopped on the server ({exc.message}); run "
-                f"`{commands().agents('stop', room_id)}`"
+                f"`{stop_command(room_id, served)}`"
             )
 
     async def serve() -> None:
@@ -272,6 +300,7 @@ def run(
         }
         slots = (await client.acall("StartAgents", variables))["startAgents"]
         daemon.only = {s["id"] for s in slots}
+        served[:] = [s["role"] for s in slots]
         daemon.on_stop = stop_slots
         roles = ", ".join(s["role"] for s in slots)
         daemon.say(

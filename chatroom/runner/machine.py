@@ -76,8 +76,13 @@ class Served:
 
 
 class Daemon:
-    def __init__(self, client: Api, name: str | None = None, *, one_room: bool = False) -> None:
+    def __init__(
+        self, client: Api, name: str | None = None, *, one_room: bool = False, run: bool = False
+    ) -> None:
         self.client = client
+        # `agents run`: register its own machine (machine_id.AGENTS_RUN), so a `machine start`
+        # daemon on this computer sees the room's slots leave rather than fight for them.
+        self.run_machine = run
         self.server = client.target.base_url
         self.name = name
         self.daemon_id = str(uuid.uuid4())
@@ -96,8 +101,8 @@ class Daemon:
 
     async def register(self) -> dict[str, Any]:
         """Register (or update) this computer's machine; remember its id for this server."""
-        known = this_machine(self.server)
-        name = self.name or (known or {}).get("name") or default_name()
+        known = this_machine(self.server, run=self.run_machine)
+        name = self.name or (known or {}).get("name") or default_name(run=self.run_machine)
         fields = {"name": name, "harnesses": await detect(), "daemonId": self.daemon_id}
         machine: dict[str, Any] | None = None
         if known:
@@ -114,7 +119,7 @@ class Daemon:
                 "registerMachine"
             ]
         self.machine_id, self.name = machine["id"], machine["name"]
-        remember_machine(self.server, machine["id"], machine["name"])
+        remember_machine(self.server, machine["id"], machine["name"], run=self.run_machine)
         self.say(
             f"machine {q(machine['name'])} ({machine['id']}) registered with {self.server}; "
             f"harnesses: {harness_list(machine)}"
@@ -333,10 +338,12 @@ class Daemon:
         )
 
     async def _serve(self, one: Served, slot: Slot) -> None:
-        """A slot that fails for a reason nobody foresaw says so and ends; the others go on."""
+        """A slot that fails for a reason nobody foresaw says so and ends; the others go on.
+        Any Exception (not only the foreseen kinds): a slot that died unreported would look alive
+        to the person and a restart would not know to retry; cancellation is not caught."""
         try:
             await slot.run()
-        except (CliError, OSError, ValueError, KeyError) as exc:
+        except Exception as exc:
             slot.last_error = f"{type(exc).__name__}: {exc}"
             slot.state = SlotState.STOPPED
             self._slot_line(one, slot, f"STOPPED after an unexpected error ({slot.last_error})")

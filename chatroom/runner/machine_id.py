@@ -1,6 +1,11 @@
 """Which machine this computer is, per server: `<config dir>/machine.json`, {server URL:
-{machine_id, name}} (0600). Written by the daemon when it registers; read by `agents start`
-(its default machine) and `machine status`. Light: no network, no asyncio."""
+{machine_id, name, agents_run: {machine_id, name}}} (0600). Written by the daemon when it
+registers; read by `agents start` (its default machine) and `machine status`.
+
+`agents run` registers a machine of its own (`agents_run`, named "<host> (agents run)"): were it
+this computer's `machine start` machine, both daemons would claim the room's slots and the last
+claim would win at random. On its own machine, its startAgents moves the slots there and the
+`machine start` daemon sees them leave and stops them. Light: no network, no asyncio."""
 
 from __future__ import annotations
 
@@ -28,23 +33,42 @@ def _read() -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def this_machine(server: str) -> dict[str, str] | None:
-    """{machine_id, name} of this computer's machine on `server`, or None (never registered)."""
+AGENTS_RUN = "agents_run"  # the entry `agents run` registers, beside `machine start`'s
+RUN_SUFFIX = " (agents run)"
+MAX_NAME = 100
+
+
+def this_machine(server: str, *, run: bool = False) -> dict[str, str] | None:
+    """{machine_id, name} of this computer's machine on `server` (`run`: the one `agents run`
+    uses), or None (never registered)."""
     entry = _read().get(server)
+    if run and isinstance(entry, dict):
+        entry = entry.get(AGENTS_RUN)
     if isinstance(entry, dict) and isinstance(entry.get("machine_id"), str):
         return {"machine_id": entry["machine_id"], "name": str(entry.get("name") or "")}
     return None
 
 
-def remember_machine(server: str, machine_id: str, name: str) -> None:
+def remember_machine(server: str, machine_id: str, name: str, *, run: bool = False) -> None:
+    """Keeps the server's other entry (`machine start`'s or `agents run`'s) as it is."""
     data = _read()
-    data[server] = {"machine_id": machine_id, "name": name}
+    entry = data.get(server)
+    entry = dict(entry) if isinstance(entry, dict) else {}
+    if run:
+        entry[AGENTS_RUN] = {"machine_id": machine_id, "name": name}
+    else:
+        entry.update(machine_id=machine_id, name=name)
+    data[server] = entry
     write_private(machine_path(), data)
 
 
-def default_name() -> str:
-    """A machine's name unless --name says otherwise: the host name (at most 100 characters)."""
-    return (socket.gethostname() or "this computer")[:100]
+def default_name(*, run: bool = False) -> str:
+    """A machine's name unless --name says otherwise: the host name (at most 100 characters);
+    `agents run`'s machine adds " (agents run)"."""
+    host = socket.gethostname() or "this computer"
+    if run:
+        return host[: MAX_NAME - len(RUN_SUFFIX)] + RUN_SUFFIX
+    return host[:MAX_NAME]
 
 
 def pick_machine(machines: list[dict[str, Any]], spec: str | None, server: str) -> dict[str, Any]:

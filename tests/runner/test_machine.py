@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.cli.support import Cli
 from tests.runner.support import (
     RunnerProc,
@@ -222,6 +224,83 @@ async def test_a_sigkilled_daemon_started_again_resumes_the_task_once(
         assert code == "UNAUTHENTICATED"  # the new claim revoked the killed daemon's token
     finally:
         assert await second.stop() == 0, second.out
+
+
+async def test_agents_run_takes_the_room_over_from_machine_start_on_the_same_computer(
+    live_server: LiveServer, cli: Cli, workdir: Path
+) -> None:
+    """`agents run` serves from a machine of its own: its startAgents moves the slot there, so
+    the `machine start` daemon sees it leave (no claim race) and the task is handed off once."""
+    room = await cli.create_room()
+    env = {"AGENT_MODE": "block-once", "AGENT_ROUTE": PAIR}
+    daemon = await start_daemon(cli, "machine", "start", env=env)
+    try:
+        await daemon.line(r"following this machine's agents")
+        # No --workdir: `agents start` takes the directory it runs in (SPEC §10).
+        here = shlex.join(["cd", str(workdir)])
+        start = shlex.join(["chatroom", "agents", "start", room, "--role=builder"])
+        flags = shlex.join(_agents_start(workdir)[:2])
+        (await cli.bash(f"{here} && {start} {flags}")).ok()
+        assert (await _slot(cli, room, "builder")())["workdir"] == str(workdir)
+        await cli.send(room, "Build it.")
+        await daemon.line(rf"{room}/builder: WORKING task")
+        await until(lambda: _has(workdir, "runs.log"), "the agent started")
+
+        runner = await start_daemon(
+            cli, "agents", "run", room, "--role=builder", *_agents_start(workdir), env=env
+        )
+        try:
+            await daemon.line(rf"{room}/builder: stopping: no longer this machine's to run")
+            await runner.line(r"builder: WORKING task \S+ \(resumed after a restart\)")
+
+            async def handed_off() -> bool:
+                pairs = handoffs(await feed(live_server, cli.token(), room))
+                return pairs == [("builder", "reviewer")]
+
+            await until(handed_off, "the task was handed off once")
+            slot = await until(_in_state(cli, room, "builder", "WAITING"), "builder WAITING")
+            assert slot["machine_name"].endswith(" (agents run)"), slot
+            runs = _log(workdir, "runs.log")
+            assert len(runs) == 2 and runs[0].split()[0] == runs[1].split()[0], runs
+        finally:
+            assert await runner.stop() == 0, runner.out
+        assert "SUPERSEDED" not in daemon.out + runner.out
+        # Two machines for this computer: `machine start`'s and `agents run`'s.
+        status = await cli.json("machine", "status")
+        assert not status["machine"]["name"].endswith(" (agents run)")
+        assert status["machine"]["agents"] == []
+    finally:
+        assert await daemon.stop() == 0, daemon.out
+
+
+def test_agents_run_fallback_names_only_the_roles_it_served() -> None:
+    """When `agents run` cannot mark its slots stopped, the command it prints stops its roles
+    only (the room's other slots may run on other machines), and the real CLI parses it."""
+    from chatroom.cli.main import app
+    from chatroom.runner.command import stop_command
+
+    printed = stop_command("room-1", ["builder", "reviewer"])
+    words = shlex.split(printed)
+    assert words[:4] == ["chatroom", "agents", "stop", "room-1"], printed
+    ctx = _parsed(app, words[1:])  # the real parser: an unknown flag would raise
+    assert ctx.params["room_id"] == "room-1"
+    assert ctx.params["role"] == ["builder", "reviewer"]
+    # `agents run` keeps --workdir required (SPEC §10); `agents start` defaults it.
+    with pytest.raises(Exception, match="workdir"):
+        _parsed(app, ["agents", "run", "room-1", "--harness=command"])
+    assert _parsed(app, ["agents", "start", "room-1", "--harness=claude"]).params["workdir"] is None
+
+
+def _parsed(app: Any, words: list[str]) -> Any:
+    """The click context the CLI builds for `chatroom <words>` (resolved as the CLI does)."""
+    import typer.main
+
+    command: Any = typer.main.get_command(app)
+    while hasattr(command, "get_command"):
+        command = command.get_command(command.context_class(command), words[0])
+        assert command is not None, words[0]
+        words = words[1:]
+    return command.make_context(command.name, words)
 
 
 async def _has(workdir: Path, name: str) -> bool:

@@ -21,7 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from tests.cli.support import Cli
-from tests.runner.support import LIMIT, RunnerProc, feed, handoffs, start_runner, tasks, until
+from tests.runner.support import (
+    LIMIT,
+    RunnerProc,
+    activities,
+    feed,
+    handoffs,
+    start_runner,
+    tasks,
+    until,
+)
 from tests.support.scripted_model import ScriptedAgent
 from tests.support.server import LiveServer
 
@@ -105,6 +114,9 @@ class E2e:
                 assert statuses == {"COMPLETED"}
                 # The activity line is the model's command (not Codex's `/bin/bash -c "..."`).
                 await runner.line(r"builder: activity Bash: chatroom task-complete")
+                # ...and the daemon reported it to the server, where the web page reads it.
+                lines = await activities(self.server, self.cli.token(), room, "builder")
+                assert any(line.startswith("Bash: chatroom task-complete") for line in lines)
             finally:
                 assert await runner.stop() == 0, runner.out
         return Run(room, runner.out, model)

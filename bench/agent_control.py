@@ -26,10 +26,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,52 +39,52 @@ from bench.common import (
     Server,
     bench_database,
     database_description,
-    format_table,
+    latency_table,
     machine,
-    percentile,
-    ws_subscriber,
+    subscribe,
 )
+from tests.runner.support import agent_command
 from tests.support.operations import cli_operation
 
 START = cli_operation("StartAgents")
 STOP = cli_operation("StopAgents")
 RESTART = cli_operation("RestartAgents")
 MACHINE_AGENTS = cli_operation("MachineAgents")
-AGENT = Path(__file__).resolve().parents[1] / "tests" / "runner" / "agent.py"
 LINE_TIMEOUT = 60.0
 
 
 class Daemon:
-    """`chatroom machine start`, its stdout lines as they come."""
+    """`chatroom machine start`, its stdout lines as they come, each with its arrival time
+    (tests.runner.support.RunnerProc keeps no times and finds a line again once seen)."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.lines: asyncio.Queue[tuple[float, str]] = asyncio.Queue()
+        self.seen: list[str] = []  # every line, for the error when one never comes
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
     async def start(cls, cli: Cli) -> Daemon:
-        proc = await asyncio.create_subprocess_exec(
-            *cli.command,
-            "machine",
-            "start",
-            env=cli.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-        )
-        return cls(proc)
+        return cls(await cli.spawn("machine", "start", stderr=asyncio.subprocess.STDOUT))
 
     async def _read(self) -> None:
         assert self.proc.stdout is not None
         async for raw in self.proc.stdout:
-            await self.lines.put((time.perf_counter(), raw.decode(errors="replace").rstrip()))
+            line = raw.decode(errors="replace").rstrip()
+            self.seen.append(line)
+            await self.lines.put((time.perf_counter(), line))
 
     async def until(self, pattern: str) -> float:
         """The time the next line matching `pattern` arrived (earlier lines are dropped)."""
         regex = re.compile(pattern)
         while True:
-            at, line = await asyncio.wait_for(self.lines.get(), LINE_TIMEOUT)
+            try:
+                at, line = await asyncio.wait_for(self.lines.get(), LINE_TIMEOUT)
+            except TimeoutError:
+                tail = "\n".join(self.seen[-20:])
+                raise RuntimeError(
+                    f"the daemon printed no {pattern!r}; its last lines:\n{tail}"
+                ) from None
             if regex.search(line):
                 return at
 
@@ -98,28 +96,38 @@ class Daemon:
 
 
 class Watch:
-    """`machineAgents` on a raw websocket: (arrival time, builder's state) per result."""
+    """`machineAgents` on a raw websocket (bench.common.subscribe): (arrival time, builder's
+    state) per result."""
 
-    def __init__(self, ws: Any) -> None:
-        self.ws = ws
+    def __init__(self) -> None:
         self.states: asyncio.Queue[tuple[float, str | None]] = asyncio.Queue()
-        self._reader = asyncio.create_task(self._read())
+        self._subscribed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, server: Server, token: str, machine_id: str) -> Watch:
-        ws = await ws_subscriber(server.ws_url, token)
-        payload = {"query": MACHINE_AGENTS, "variables": {"machineId": machine_id}}
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": payload}))
-        return cls(ws)
+        watch = cls()
+        watch._task = asyncio.create_task(
+            subscribe(
+                server.ws_url,
+                token,
+                MACHINE_AGENTS,
+                {"machineId": machine_id},
+                watch._note,
+                watch._subscribed.set,
+            )
+        )
+        subscribed = asyncio.ensure_future(watch._subscribed.wait())
+        await asyncio.wait({watch._task, subscribed}, return_when="FIRST_COMPLETED")
+        subscribed.cancel()
+        if watch._task.done():
+            watch._task.result()  # raises why it could not subscribe
+        return watch
 
-    async def _read(self) -> None:
-        async for raw in self.ws:
-            message = json.loads(raw)
-            if message.get("type") != "next":
-                continue
-            agents = message["payload"]["data"]["machineAgents"]["agents"]
-            state = next((a["state"] for a in agents if a["role"] == "builder"), None)
-            await self.states.put((time.perf_counter(), state))
+    def _note(self, data: dict[str, Any]) -> None:
+        agents = data["machineAgents"]["agents"]
+        state = next((a["state"] for a in agents if a["role"] == "builder"), None)
+        self.states.put_nowait((time.perf_counter(), state))
 
     def drain(self) -> None:
         while not self.states.empty():
@@ -127,73 +135,76 @@ class Watch:
 
     async def until(self, state: str) -> float:
         while True:
-            at, seen = await asyncio.wait_for(self.states.get(), LINE_TIMEOUT)
+            try:
+                at, seen = await asyncio.wait_for(self.states.get(), LINE_TIMEOUT)
+            except TimeoutError:
+                if self._task is not None and self._task.done():
+                    self._task.result()  # raises why the subscription ended
+                raise RuntimeError(f"machineAgents never showed the builder {state}") from None
             if seen == state:
                 return at
 
     async def close(self) -> None:
-        self._reader.cancel()
-        await asyncio.gather(self._reader, return_exceptions=True)
-        await self.ws.close()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+async def one_round(
+    client: Client, daemon: Daemon, watch: Watch, room: str, slot: dict[str, Any]
+) -> list[tuple[str, float]]:
+    """start, restart, stop the room's builder slot: (figure, seconds) of each."""
+    roles = {"chatroomId": room, "roles": ["builder"]}
+    watch.drain()
+    await client.execute(START, input=slot)
+    answered = time.perf_counter()
+    seen = await daemon.until(rf"{room}/builder: WAITING")
+    timed = [
+        ("startAgents -> daemon waiting", seen - answered),
+        ("startAgents -> server shows WAITING", await watch.until("WAITING") - answered),
+    ]
+    await client.execute(RESTART, input=roles)
+    answered = time.perf_counter()
+    seen = await daemon.until(rf"{room}/builder: WAITING")
+    timed.append(("restartAgents -> daemon waiting again", seen - answered))
+    watch.drain()
+    await client.execute(STOP, input=roles)
+    answered = time.perf_counter()
+    seen = await daemon.until(rf"{room}/builder: STOPPED")
+    timed.append(("stopAgents -> daemon stopped", seen - answered))
+    timed.append(("stopAgents -> server shows STOPPED", await watch.until("STOPPED") - answered))
+    return timed
 
 
 async def measure(rounds: int, warmup: int) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {
-        "startAgents -> daemon waiting": [],
-        "startAgents -> server shows WAITING": [],
-        "restartAgents -> daemon waiting again": [],
-        "stopAgents -> daemon stopped": [],
-        "stopAgents -> server shows STOPPED": [],
-    }
+    out: dict[str, list[float]] = {}  # figure -> seconds, in one_round's order
     async with bench_database("chatroom_bench_agents") as url, Server(url) as server:
         with tempfile.TemporaryDirectory(prefix="chatroom-bench-agents-") as tmp:
             cli = Cli(server.base_url, Path(tmp) / "config")
-            cli.run("auth", "login", "--guest", "--name", "Bench")
-            room = json.loads(cli.run("create", "--json").stdout)["room_id"]
+            cli.login_guest()
+            room = cli.create_room()
             daemon = await Daemon.start(cli)
             try:
                 await daemon.until(r"following this machine's agents")
-                machine_id = json.loads(cli.run("machine", "status", "--json").stdout)["machine"][
-                    "id"
-                ]
+                machine_id = cli.run_json("machine", "status", "--json")["machine"]["id"]
                 slot = {
                     "chatroomId": room,
                     "roles": ["builder"],
                     "machineId": machine_id,
                     "harness": "command",
-                    "command": f"{sys.executable} {AGENT} {{prompt_file}}",
+                    "command": agent_command(),
                     "workdir": tmp,
                 }
-                roles = {"chatroomId": room, "roles": ["builder"]}
                 watch = await Watch.start(server, cli.token(), machine_id)
-                async with Client(server.http_url, cli.token()) as client:
-                    for i in range(warmup + rounds):
-                        watch.drain()
-                        await client.execute(START, input=slot)
-                        answered = time.perf_counter()
-                        seen = await daemon.until(rf"{room}/builder: WAITING")
-                        timed = [
-                            ("startAgents -> daemon waiting", seen - answered),
-                            (
-                                "startAgents -> server shows WAITING",
-                                await watch.until("WAITING") - answered,
-                            ),
-                        ]
-                        await client.execute(RESTART, input=roles)
-                        answered = time.perf_counter()
-                        seen = await daemon.until(rf"{room}/builder: WAITING")
-                        timed.append(("restartAgents -> daemon waiting again", seen - answered))
-                        watch.drain()
-                        await client.execute(STOP, input=roles)
-                        answered = time.perf_counter()
-                        seen = await daemon.until(rf"{room}/builder: STOPPED")
-                        timed.append(("stopAgents -> daemon stopped", seen - answered))
-                        reported = await watch.until("STOPPED")
-                        timed.append(("stopAgents -> server shows STOPPED", reported - answered))
-                        if i >= warmup:
-                            for figure, seconds in timed:
-                                out[figure].append(seconds)
-                await watch.close()
+                try:
+                    async with Client(server.http_url, cli.token()) as client:
+                        for i in range(warmup + rounds):
+                            timed = await one_round(client, daemon, watch, room, slot)
+                            if i >= warmup:
+                                for figure, seconds in timed:
+                                    out.setdefault(figure, []).append(seconds)
+                finally:
+                    await watch.close()
             finally:
                 await daemon.stop()
     return out
@@ -207,16 +218,7 @@ def main() -> None:
     os.environ.setdefault("CHATROOM_RETRY_SECONDS", "10")
     figures = asyncio.run(measure(args.rounds, args.warmup))
     print(f"bench.agent_control: {database_description()}; {machine()}")
-    rows = [
-        (
-            figure,
-            str(len(values)),
-            f"{percentile(values, 50) * 1000:.1f} ms",
-            f"{percentile(values, 99) * 1000:.1f} ms",
-        )
-        for figure, values in figures.items()
-    ]
-    print(format_table(("figure", "n", "p50", "p99"), rows))
+    print(latency_table(figures))
 
 
 if __name__ == "__main__":

@@ -117,6 +117,29 @@ class Cli:
             raise RuntimeError(f"chatroom {' '.join(args)} -> {done.returncode}: {done.stderr}")
         return done
 
+    def run_json(self, *args: str) -> Any:
+        """`chatroom *args` (a `--json` command): what it printed, parsed."""
+        return json.loads(self.run(*args).stdout)
+
+    def create_room(self) -> str:
+        return str(self.run_json("create", "--json")["room_id"])
+
+    def login_guest(self, name: str = "Bench") -> None:
+        self.run("auth", "login", "--guest", "--name", name)
+
+    async def spawn(
+        self, *args: str, stderr: int = asyncio.subprocess.DEVNULL
+    ) -> asyncio.subprocess.Process:
+        """`chatroom *args` left running (a waiter, a daemon), its stdout a pipe."""
+        return await asyncio.create_subprocess_exec(
+            *self.command,
+            *args,
+            env=self.env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=stderr,
+        )
+
     def timed(self, args: list[str], runs: int, warmup: int = 2) -> list[float]:
         for _ in range(warmup):
             self.run(*args)
@@ -170,17 +193,7 @@ async def measure_delivery(
         cli.run("prompt", room, "--role", "reviewer")  # guidance seen: deliveries only
         for i in range(warmup + samples):
             before = await _last_seen(client, room, "reviewer")
-            waiter = await asyncio.create_subprocess_exec(
-                *cli.command,
-                "wait-for-message",
-                room,
-                "--role",
-                "reviewer",
-                env=cli.env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.DEVNULL,
-            )
+            waiter = await cli.spawn("wait-for-message", room, "--role", "reviewer")
             try:
                 await _until_registered(client, room, "reviewer", before)
                 assert waiter.stdout is not None
@@ -218,7 +231,7 @@ async def measure(runs: int = 20, samples: int = 20) -> Report:
         with tempfile.TemporaryDirectory(prefix="chatroom-bench-cli-") as tmp:
             cli = Cli(server.base_url, Path(tmp) / "config")
             help_times = cli.timed(["--help"], runs)
-            cli.run("auth", "login", "--guest", "--name", "Bench")
+            cli.login_guest()
             for n in range(3):
                 cli.run("create", "--name", f"bench room {n}")
             one_shot = cli.timed(["list"], runs)

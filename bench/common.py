@@ -38,7 +38,7 @@ from typing import Any
 import httpx
 from sqlalchemy.engine import make_url
 
-from tests.support.api import Api
+from tests.support.api import Api, until
 from tests.support.operations import cli_operation, web_operation
 from tests.support.pg import PgServer, asyncpg_dsn
 from tests.support.server import APP_FACTORY, LiveServer
@@ -318,6 +318,33 @@ async def ws_subscriber(
     return ws
 
 
+async def subscribe(
+    ws_url: str,
+    token: str,
+    query: str,
+    variables: dict[str, Any],
+    on_next: Callable[[dict[str, Any]], None],
+    on_subscribed: Callable[[], None] = lambda: None,
+) -> None:
+    """One subscription on a websocket of its own (`ws_subscriber`): `on_subscribed()` once
+    the subscribe message is sent, `on_next(data)` per result, pongs to pings; runs until
+    cancelled, and raises if the server ends or refuses it."""
+    ws = await ws_subscriber(ws_url, token)
+    async with ws:
+        payload = {"query": query, "variables": variables}
+        await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": payload}))
+        on_subscribed()
+        async for raw in ws:
+            msg = json.loads(raw)
+            if msg["type"] == "next":
+                assert not msg["payload"].get("errors"), msg
+                on_next(msg["payload"]["data"])
+            elif msg["type"] == "ping":
+                await ws.send(json.dumps({"type": "pong"}))
+            elif msg["type"] in ("error", "complete"):
+                raise RuntimeError(f"subscription ended: {msg}")
+
+
 async def claim(client: Client, room: str, task_id: str, role: str) -> None:
     """claimTask with the CLI's document; it must win."""
     data = await client.execute(
@@ -355,14 +382,12 @@ async def until_status(
 ) -> None:
     """Poll the room until `role` has `status` (and, given `since`, a lastSeenAt other than
     it: registering a waiter stamps lastSeenAt, a handoff does not)."""
-    deadline = time.monotonic() + within
-    while True:
+
+    async def reached() -> bool:
         part = (await participants(client, room))[role]
-        if part["status"] == status and (since is None or part["lastSeenAt"] != since):
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the {role} never became {status} ({part})")
-        await asyncio.sleep(0.005)
+        return part["status"] == status and (since is None or part["lastSeenAt"] != since)
+
+    await until(reached, f"the {role} becomes {status}", within, every=0.005)
 
 
 # --- the handoff cycle ----------------------------------------------------------------------------
@@ -608,6 +633,15 @@ def summary_table(rows: Iterable[Row]) -> str:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
+
+
+def latency_table(figures: Mapping[str, Sequence[float]]) -> str:
+    """figure, n, p50, p99 per figure (its samples in seconds)."""
+    rows = [
+        (figure, str(len(values)), ms(percentile(values, 50)), ms(percentile(values, 99)))
+        for figure, values in figures.items()
+    ]
+    return format_table(("figure", "n", "p50", "p99"), rows)
 
 
 def machine() -> str:

@@ -26,20 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import contextlib
 import os
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
-
-from mcp.client.extension import NotificationBinding
-from mcp.client.session import ClientSession
-from mcp.client.stdio import StdioServerParameters, stdio_client
-from mcp.types import Implementation
-from pydantic import BaseModel
 
 from bench.cli import Cli
 from bench.common import (
@@ -49,78 +40,34 @@ from bench.common import (
     builder_holds,
     claim,
     database_description,
-    format_table,
     handoff,
+    latency_table,
     machine,
-    percentile,
     until_status,
 )
 from chatroom.cli.client import Api
 from chatroom.cli.config import Target
 from chatroom.cli.live import Waiter
+from tests.mcp.support import Session, call, mcp_client, waiting_call
 
-CHANNEL_METHOD = "notifications/claude/channel"
 SAMPLE_TIMEOUT = 30.0
 
 
-class Push(BaseModel):
-    content: str
-    meta: dict[str, str] = {}
-
-
-@asynccontextmanager
-async def claude_session(
-    cli: Cli, room: str, role: str, pushes: asyncio.Queue[tuple[float, Push]]
-) -> AsyncIterator[ClientSession]:
-    async def on_push(params: Push) -> None:
-        await pushes.put((time.perf_counter(), params))
-
-    params = StdioServerParameters(
-        command=cli.command[0],
-        args=[*cli.command[1:], "mcp", "--room", room, "--role", role],
-        env=cli.env,
-    )
-    binding = NotificationBinding(method=CHANNEL_METHOD, params_type=Push, handler=on_push)
-    async with (
-        stdio_client(params) as (read, write),
-        ClientSession(
-            read,
-            write,
-            client_info=Implementation(name="claude-code", version="bench"),
-            notification_bindings=[binding],
-        ) as session,
-    ):
-        await session.initialize()
-        yield session
+def claude_session(
+    cli: Cli, room: str, role: str
+) -> contextlib.AbstractAsyncContextManager[Session]:
+    """`chatroom mcp --room R --role ROLE` introduced as Claude Code (the server pushes)."""
+    command = [*cli.command, "mcp", "--room", room, "--role", role]
+    return mcp_client(command, cli.env, client_name="claude-code")
 
 
 async def _until_waiting(client: Client, room: str, role: str) -> None:
     await until_status(client, room, role, "WAITING", SAMPLE_TIMEOUT)
 
 
-def _result(result: Any) -> dict[str, Any]:
-    text = "".join(getattr(c, "text", "") for c in result.content)
-    if result.is_error:
-        raise RuntimeError(f"tool error: {text}")
-    data: dict[str, Any] = result.structured_content or json.loads(text)
-    return data
-
-
-class Ready:
-    """A progress callback that notes the server's "waiting as ..." progress notification."""
-
-    def __init__(self) -> None:
-        self.event = asyncio.Event()
-
-    async def __call__(self, progress: float, total: float | None, message: str | None) -> None:
-        self.event.set()
-
-
-async def back_to_builder(reviewer: ClientSession, client: Client, room: str) -> None:
+async def back_to_builder(reviewer: Session, client: Client, room: str) -> None:
     """The reviewer's session hands the baton back with its tool; the builder claims it."""
-    back = _result(
-        await reviewer.call_tool("hand_off", {"message": "Reviewed.", "target_role": "builder"})
-    )
+    back = await call(reviewer.client, "hand_off", message="Reviewed.", target_role="builder")
     await claim(client, room, back["new_task_id"], "builder")
 
 
@@ -129,38 +76,31 @@ async def measure(samples: int, warmup: int) -> dict[str, list[float]]:
     async with bench_database("chatroom_bench_mcp") as url, Server(url) as server:
         with tempfile.TemporaryDirectory(prefix="chatroom-bench-mcp-") as tmp:
             cli = Cli(server.base_url, Path(tmp) / "config")
-            cli.run("auth", "login", "--guest", "--name", "Bench")
-            room = json.loads(cli.run("create", "--json").stdout)["room_id"]
-            plain = json.loads(cli.run("create", "--json").stdout)["room_id"]
+            cli.login_guest()
+            room, plain = cli.create_room(), cli.create_room()
             api = Api(Target(server.base_url, cli.token(), "env", False))
             async with Client(server.http_url, cli.token()) as client:
                 await builder_holds(client, room)
                 await builder_holds(client, plain)
-                pushes: asyncio.Queue[tuple[float, Push]] = asyncio.Queue()
-                async with claude_session(cli, room, "reviewer", pushes) as reviewer:
+                async with claude_session(cli, room, "reviewer") as reviewer:
                     # The session's first tool call starts the server's waiter for the role.
-                    _result(await reviewer.call_tool("room_status", {}))
+                    await call(reviewer.client, "room_status")
                     await _until_waiting(client, room, "reviewer")
                     for i in range(warmup + samples):
                         text = f"Sample {i}: please review."
                         # push: no call open; the desk claims and notifies.
                         await handoff(client, room, "builder", "reviewer", text)
                         answered = time.perf_counter()
-                        at, push = await asyncio.wait_for(pushes.get(), SAMPLE_TIMEOUT)
+                        at, push = await reviewer.timed_push(SAMPLE_TIMEOUT)
                         assert push.content == text
                         timed = [("push", at - answered)]
                         await back_to_builder(reviewer, client, room)
                         # open call: wait_for_task is waiting when the handoff commits.
-                        ready = Ready()
-                        call = asyncio.ensure_future(
-                            reviewer.call_tool(
-                                "wait_for_task", {"timeout_seconds": 60}, progress_callback=ready
-                            )
-                        )
-                        await asyncio.wait_for(ready.event.wait(), SAMPLE_TIMEOUT)
+                        open_call = await waiting_call(reviewer.client, timeout_seconds=60)
                         await handoff(client, room, "builder", "reviewer", text)
                         answered = time.perf_counter()
-                        assert _result(await asyncio.wait_for(call, SAMPLE_TIMEOUT))["body"] == text
+                        got = await asyncio.wait_for(open_call, SAMPLE_TIMEOUT)
+                        assert got["body"] == text, got
                         timed.append(("open call", time.perf_counter() - answered))
                         await back_to_builder(reviewer, client, room)
                         # baseline: the CLI's Waiter in this process (what wait-for-message
@@ -189,16 +129,7 @@ def main() -> None:
     os.environ.setdefault("CHATROOM_RETRY_SECONDS", "10")
     figures = asyncio.run(measure(args.samples, args.warmup))
     print(f"bench.mcp_wakeup: {database_description()}; {machine()}")
-    rows = [
-        (
-            f"handoff commit -> {mode}",
-            str(len(values)),
-            f"{percentile(values, 50) * 1000:.1f} ms",
-            f"{percentile(values, 99) * 1000:.1f} ms",
-        )
-        for mode, values in figures.items()
-    ]
-    print(format_table(("figure", "n", "p50", "p99"), rows))
+    print(latency_table({f"handoff commit -> {mode}": values for mode, values in figures.items()}))
 
 
 if __name__ == "__main__":

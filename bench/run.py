@@ -27,7 +27,6 @@ import sys
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from bench import fanout, room_size, throughput
 from bench.common import (
@@ -74,19 +73,12 @@ RUNNERS: dict[str, Callable[[bool], Awaitable[tuple[str, list[Row]]]]] = {
 }
 
 
-def _as_row(item: Any) -> Row:
-    """Accept our Row, or anything with the same five fields (attributes or a tuple)."""
-    if isinstance(item, Row):
-        return item
-    if isinstance(item, tuple | list):
-        return Row(*map(str, item[:4]), item[4] if len(item) > 4 else None)
-    return Row(
-        str(getattr(item, "figure", item)),
-        str(getattr(item, "value", "")),
-        str(getattr(item, "baseline", "")),
-        str(getattr(item, "ratio", getattr(item, "target", ""))),
-        getattr(item, "met", None),
-    )
+def _as_row(item: object) -> Row:
+    """A hook's row: `summary_rows_for_run` returns Rows (a tuple or another object would put
+    its fields in the wrong columns, or none: say so instead)."""
+    if not isinstance(item, Row):
+        raise TypeError(f"summary_rows_for_run returned {item!r}, not a bench.common.Row")
+    return item
 
 
 async def _other(name: str, quick: bool) -> tuple[str, list[Row]]:

@@ -36,13 +36,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +60,7 @@ from bench.common import (
     new_owner,
     new_room,
     percentile,
-    ws_subscriber,
+    subscribe,
 )
 
 SAMPLE_TIMEOUT = 5.0
@@ -119,30 +118,6 @@ class LoopThread:
         self.thread.join(5)
         if not self.thread.is_alive():
             self.loop.close()
-
-
-async def subscribe(
-    ws_url: str,
-    token: str,
-    query: str,
-    variables: dict[str, Any],
-    on_next: Callable[[dict[str, Any]], None],
-    ready: threading.Event,
-) -> None:
-    ws = await ws_subscriber(ws_url, token)
-    async with ws:
-        payload = {"query": query, "variables": variables}
-        await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": payload}))
-        ready.set()
-        async for raw in ws:
-            msg = json.loads(raw)
-            if msg["type"] == "next":
-                assert not msg["payload"].get("errors"), msg
-                on_next(msg["payload"]["data"])
-            elif msg["type"] == "ping":
-                await ws.send(json.dumps({"type": "pong"}))
-            elif msg["type"] in ("error", "complete"):
-                raise RuntimeError(f"subscription ended: {msg}")
 
 
 async def poll(http_url: str, token: str, room: str, interval: float, seen: Seen) -> None:
@@ -289,10 +264,10 @@ async def run(samples: int, warmup: int, interval: float) -> int:
                         TASK_AVAILABLE,
                         {**room, "role": "builder"},
                         on_task,
-                        ready[0],
+                        ready[0].set,
                     )
                 ),
-                threads[1].run(subscribe(ws_url, token, ROOM_EVENTS, room, on_event, ready[1])),
+                threads[1].run(subscribe(ws_url, token, ROOM_EVENTS, room, on_event, ready[1].set)),
                 threads[2].run(poll(http_url, token, producer.room, interval, poll_seen)),
             ]
             try:

@@ -1,16 +1,15 @@
 """Documents and helpers of the machine and agent-slot tests (SPEC §10). Calls go through the
 real server with the gql client (tests.security.common's `call`/`ok`); the database is read
-directly only to check what was committed."""
+directly (tests.support.room_rows) only to check what was committed."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Any
 
-from chatroom.resolvers.auth import hash_token
 from tests.accounts.test_members import ACCEPT, INVITE, REMOVE
 from tests.security.common import ok
-from tests.support import dbutil
+from tests.support.room_rows import db_room_row, db_slots, db_token_revoked
 from tests.support.server import LiveServer
 
 SLOT = (
@@ -52,6 +51,9 @@ AGENT_EVENTS = (
 LAST_SEQ = "query($id: ID!) { chatroom(id: $id) { lastEventSeq } }"
 
 WORKDIR = "/srv/project"
+
+# The database readers these tests use are tests.support.room_rows'; this is the name they know.
+token_revoked = db_token_revoked
 
 
 def new_daemon() -> str:
@@ -103,25 +105,7 @@ async def last_seq(server: LiveServer, token: str, room: str) -> int:
     return int((await ok(server, token, LAST_SEQ, id=room))["lastEventSeq"])
 
 
-async def db_slots(url: str, room: str) -> list[dict[str, Any]]:
-    rows = await dbutil.fetch(
-        url, "SELECT * FROM agent_slots WHERE chatroom_id = $1 ORDER BY role", uuid.UUID(room)
-    )
-    return [dict(r) for r in rows]
-
-
 async def db_room(url: str, room: str) -> dict[str, Any]:
     """What a refused call must leave alone: the room's slots and its event head."""
-    head = await dbutil.fetchrow(
-        url, "SELECT last_event_seq FROM chatrooms WHERE id = $1", uuid.UUID(room)
-    )
-    assert head is not None
-    return {"slots": await db_slots(url, room), "seq": head["last_event_seq"]}
-
-
-async def token_revoked(url: str, token: str) -> bool:
-    row = await dbutil.fetchrow(
-        url, "SELECT revoked_at FROM sessions WHERE token_hash = $1", hash_token(token)
-    )
-    assert row is not None
-    return row["revoked_at"] is not None
+    head = (await db_room_row(url, room))["last_event_seq"]
+    return {"slots": await db_slots(url, room), "seq": head}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,7 +16,7 @@ from mcp.types import Implementation
 from pydantic import BaseModel
 
 from tests.cli.support import CLI, REPO_ROOT, Cli
-from tests.support.gql_client import gql_http
+from tests.support.api import connect
 from tests.support.server import LiveServer
 
 CHANNEL_METHOD = "notifications/claude/channel"
@@ -31,33 +32,37 @@ class ChannelParams(BaseModel):
 
 class Session:
     """One `chatroom mcp` process seen through the SDK's client, and the channel notifications
-    it pushed (in the order they arrived)."""
+    it pushed (in the order they arrived, each with its perf_counter arrival time)."""
 
-    def __init__(self, client: ClientSession, pushes: asyncio.Queue[ChannelParams]) -> None:
+    def __init__(
+        self, client: ClientSession, pushes: asyncio.Queue[tuple[float, ChannelParams]]
+    ) -> None:
         self.client = client
         self.pushes = pushes
 
+    async def timed_push(self, limit: float = PUSH_TIMEOUT) -> tuple[float, ChannelParams]:
+        """The next channel notification and when it arrived (waits for it)."""
+        return await asyncio.wait_for(self.pushes.get(), limit)
+
     async def push(self, limit: float = PUSH_TIMEOUT) -> ChannelParams:
         """The next channel notification (waits for it)."""
-        return await asyncio.wait_for(self.pushes.get(), limit)
+        return (await self.timed_push(limit))[1]
 
 
 @asynccontextmanager
-async def mcp_process(
-    cli: Cli,
-    *args: str,
-    client_name: str = "chatroom-tests",
-    env: Mapping[str, str] | None = None,
+async def mcp_client(
+    command: Sequence[str], env: Mapping[str, str], client_name: str = "chatroom-tests"
 ) -> AsyncIterator[Session]:
-    """`chatroom mcp *args` as a subprocess, initialized, as the CLI's logged-in user. With
-    client_name="claude-code" the server takes the client for Claude Code (its push channel)."""
+    """`command` (a `chatroom ... mcp ...` command line) as a subprocess with `env`, driven by
+    the SDK's stdio client and initialized. With client_name="claude-code" the server takes the
+    client for Claude Code (its push channel). The tests and bench.mcp_wakeup start it here."""
     params = StdioServerParameters(
-        command=CLI[0], args=[*CLI[1:], "mcp", *args], env=cli.env(env), cwd=REPO_ROOT
+        command=command[0], args=list(command[1:]), env=dict(env), cwd=REPO_ROOT
     )
-    pushes: asyncio.Queue[ChannelParams] = asyncio.Queue()
+    pushes: asyncio.Queue[tuple[float, ChannelParams]] = asyncio.Queue()
 
     async def on_push(params: ChannelParams) -> None:
-        await pushes.put(params)
+        await pushes.put((time.perf_counter(), params))
 
     binding = NotificationBinding(method=CHANNEL_METHOD, params_type=ChannelParams, handler=on_push)
     async with (
@@ -74,6 +79,18 @@ async def mcp_process(
 
 
 @asynccontextmanager
+async def mcp_process(
+    cli: Cli,
+    *args: str,
+    client_name: str = "chatroom-tests",
+    env: Mapping[str, str] | None = None,
+) -> AsyncIterator[Session]:
+    """`chatroom mcp *args` as the CLI's logged-in user (see mcp_client)."""
+    async with mcp_client([*CLI, "mcp", *args], cli.env(env), client_name) as session:
+        yield session
+
+
+@asynccontextmanager
 async def mcp_session(cli: Cli, *args: str, **kwargs: Any) -> AsyncIterator[ClientSession]:
     async with mcp_process(cli, *args, **kwargs) as process:
         yield process.client
@@ -83,13 +100,17 @@ def _text(result: Any) -> str:
     return "".join(getattr(c, "text", "") for c in result.content)
 
 
-async def call(session: ClientSession, name: str, **arguments: Any) -> dict[str, Any]:
-    """A tool call that must succeed; its structured result."""
-    result = await session.call_tool(name, arguments)
+def _succeeded(name: str, result: Any) -> dict[str, Any]:
+    """A tool result that must not be an error; its structured content."""
     assert not result.is_error, f"{name} failed: {_text(result)}"
     data = result.structured_content or json.loads(_text(result))
     assert isinstance(data, dict)
     return data
+
+
+async def call(session: ClientSession, name: str, **arguments: Any) -> dict[str, Any]:
+    """A tool call that must succeed; its structured result."""
+    return _succeeded(name, await session.call_tool(name, arguments))
 
 
 async def call_error(session: ClientSession, name: str, **arguments: Any) -> str:
@@ -112,11 +133,9 @@ async def waiting_call(
         started.set()
 
     async def run() -> dict[str, Any]:
-        result = await session.call_tool(name, arguments, progress_callback=progress)
-        assert not result.is_error, f"{name} failed: {_text(result)}"
-        data = result.structured_content or json.loads(_text(result))
-        assert isinstance(data, dict)
-        return data
+        return _succeeded(
+            name, await session.call_tool(name, arguments, progress_callback=progress)
+        )
 
     task = asyncio.ensure_future(run())
     waited = asyncio.ensure_future(started.wait())
@@ -133,14 +152,5 @@ async def until_status(
     server: LiveServer, token: str, room_id: str, role: str, status: str, limit: float = 15.0
 ) -> None:
     """Poll until the role's participant has `status` (e.g. IDLE once its waiter is gone)."""
-    query = "query($id: ID!) { chatroom(id: $id) { participants { role status } } }"
-    deadline = asyncio.get_running_loop().time() + limit
-    async with gql_http(server, token) as session:
-        while True:
-            data = await session.execute(query, id=room_id)
-            states = {p["role"]: p["status"] for p in data["chatroom"]["participants"]}
-            if states.get(role) == status:
-                return
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{role} is {states.get(role)}, never {status}")
-            await asyncio.sleep(0.05)
+    async with connect(server, token) as api:
+        await api.wait_status(room_id, role, status, limit)

@@ -143,13 +143,19 @@ def acting_role(
     return role
 
 
-def require_owner(caller: Caller) -> None:
-    """Room management and speaking as the user are the owner's, never an agent token's."""
+def refuse_agent(caller: Caller, what: str, instead: str) -> None:
+    """What only a person's own login does (`what`, refused with `instead`: who or what may):
+    an agent token acts only as its role in its room."""
     if caller.is_agent:
         raise Forbidden(
-            "An agent token can only wait, claim, classify and hand off as its role. Ask the "
-            "room owner to do this."
+            f"An agent token can only wait, claim, classify and hand off as its role; it cannot "
+            f"{what}. {instead}"
         )
+
+
+def require_owner(caller: Caller) -> None:
+    """Room management and speaking as the user are the owner's, never an agent token's."""
+    refuse_agent(caller, "do this", "Ask the room owner to do this.")
 
 
 def require_open(room: Chatroom) -> None:

@@ -2,14 +2,17 @@
 state, and what the serving daemon last reported.
 
 People set what is desired (startAgents needs steer rights in the room and owning the
-machine; stop and restart are the room owner's or the slot machine's owner's); the daemon of
-the slot's machine claims a slot (newest claim wins) and reports its state, with its owner's
-login, while its owner may still steer the room. Every change locks the room row first (the
-one lock that orders a room's writers), appends one AGENT_UPDATED event with the slot as the
-change left it, and wakes the machine's machineAgents subscriptions, all in the changing
-transaction. A claim mints the slot's own agent token (scoped to its room and role, minted for
-the machine's owner); stopping, re-claiming or reporting STOPPED revokes it, and the sessions
-trigger announces the revocation, which ends the harness's subscriptions."""
+machine, and moving a slot off another user's machine is, like stop and restart, the room
+owner's or that machine's owner's); the daemon of the slot's machine claims a slot (newest
+claim wins) and reports its state for that claim's generation, with its owner's login, while
+its owner may still steer the room (giving the slot up, a STOPPED report, needs no more).
+Every change locks the room row first (the one lock that orders a room's writers), appends one
+AGENT_UPDATED event with the slot as the change left it, and wakes the machine's machineAgents
+subscriptions, all in the changing transaction. A claim mints the slot's own agent token
+(scoped to its room and role, minted for the machine's owner); stopping, re-claiming, reporting
+STOPPED, completing the room, moving the slot to another machine and its machine's owner losing
+the right to steer the room revoke it, and the sessions trigger announces the revocation, which
+ends the harness's subscriptions."""
 
 from __future__ import annotations
 
@@ -36,6 +39,7 @@ from chatroom.db.models import (
     Harness,
     Machine,
     MemberRole,
+    RoomMember,
     utcnow,
 )
 from chatroom.resolvers import access, auth, validation
@@ -216,6 +220,19 @@ async def _revoke_token(tx: AsyncSession, slot: AgentSlot) -> bool:
     return True
 
 
+def _release(slot: AgentSlot) -> None:
+    """No daemon serves the slot any more (its token is revoked first): it shows STOPPED."""
+    slot.daemon_id = None
+    slot.state = AgentState.STOPPED.value
+    slot.activity = None
+    slot.task_id = None
+
+
+def _manages(caller: Caller, room: Chatroom, machine: Machine) -> bool:
+    """Who may stop, restart or move a slot: the room's owner or its machine's owner."""
+    return caller.user_id in (room.owner_id, machine.owner_id)
+
+
 async def _room_slots(tx: AsyncSession, room: Chatroom) -> dict[str, tuple[AgentSlot, Machine]]:
     """The room's slots by role, locked (the caller holds the room lock)."""
     rows = await tx.exec(
@@ -260,8 +277,19 @@ async def start_agents(
         "task_timeout_seconds": _timeout(task_timeout_seconds),
     }
     existing = await _room_slots(tx, room)
+    wanted = _roles(room, roles) or list(room.team_roles)
+    # Moving a slot off someone else's machine takes their agent away: like stopping it, that
+    # is the room owner's or that machine owner's (a slot there always differs in machine).
+    others = [r for r in wanted if r in existing and not _manages(caller, room, existing[r][1])]
+    if others:
+        raise Forbidden(
+            f"{', '.join(others)} runs on someone else's machine: only the room's owner or the "
+            "owner of that machine can move it to yours (or stop or restart it). Ask them, or "
+            "name only the other roles (`--role`, the roles field).",
+            roles=others,
+        )
     views: list[SlotView] = []
-    for role in _roles(room, roles) or list(room.team_roles):
+    for role in wanted:
         found = existing.get(role)
         if found is None:
             slot = AgentSlot(chatroom_id=room.id, role=role, **config)
@@ -278,10 +306,7 @@ async def start_agents(
             # The old machine's daemon loses the slot (its list no longer has it) and its token.
             await _revoke_token(tx, slot)
             await announce(tx, was_on.id)
-            slot.daemon_id = None
-            slot.state = AgentState.STOPPED.value
-            slot.activity = None
-            slot.task_id = None
+            _release(slot)
         for key, value in config.items():
             setattr(slot, key, value)
         slot.desired_state = AgentDesiredState.RUNNING.value
@@ -298,7 +323,7 @@ async def _targets(
     existing = await _room_slots(tx, room)
 
     def manages(machine: Machine) -> bool:
-        return caller.user_id in (room.owner_id, machine.owner_id)
+        return _manages(caller, room, machine)
 
     wanted = _roles(room, roles)
     missing = [role for role in wanted if role not in existing]
@@ -362,10 +387,10 @@ async def restart_agents(
 
 
 async def _daemon_slot(
-    tx: AsyncSession, caller: Caller, slot_id: str
+    tx: AsyncSession, caller: Caller, slot_id: str, *, steer: bool = True
 ) -> tuple[Chatroom, AgentSlot, Machine]:
-    """A slot of one of the caller's machines, its room locked (the caller must still be able
-    to steer it), then the slot itself."""
+    """A slot of one of the caller's machines, its room locked (`steer`: the caller must still
+    be able to steer it), then the slot itself."""
     sid = validation.entity_id(slot_id, kind="agent slot")
     query = (
         select(AgentSlot, Machine)
@@ -379,7 +404,7 @@ async def _daemon_slot(
             "for your machine's slots."
         )
     try:
-        room = await access.load_room(tx, caller, str(found[0].chatroom_id), lock=True, steer=True)
+        room = await _slot_room(tx, caller, found[0], steer=steer)
     except NotFound:
         raise Forbidden(
             "You can no longer run agents in this slot's room (you are not its owner or a "
@@ -392,6 +417,18 @@ async def _daemon_slot(
     if locked is None:  # moved to another user's machine meanwhile
         raise NotFound(f"Agent slot {slot_id!r} no longer runs on your machines; stop it.")
     return room, locked[0], locked[1]
+
+
+async def _slot_room(tx: AsyncSession, caller: Caller, slot: AgentSlot, *, steer: bool) -> Chatroom:
+    if steer:
+        return await access.load_room(tx, caller, str(slot.chatroom_id), lock=True, steer=True)
+    # Giving a slot up needs no rights in its room: the slot being on the caller's machine is
+    # enough (the room is only locked, never shown).
+    query = select(Chatroom).where(Chatroom.id == slot.chatroom_id).with_for_update()
+    room = (await tx.exec(query)).first()
+    if room is None:
+        raise NotFound("The slot's room is gone.")
+    return room
 
 
 @dataclass(frozen=True)
@@ -438,13 +475,15 @@ async def report_state(
     *,
     slot_id: str,
     daemon: str,
+    generation: int,
     state: AgentState,
     activity: str | None,
     last_error: str | None,
     task_id: str | None,
 ) -> SlotView:
-    """What the serving daemon sees. Logged only when it changes something (a report that
-    repeats the last one only records reportedAt). STOPPED revokes the slot's token."""
+    """What the serving daemon sees of the claim it made at `generation`. Logged only when it
+    changes something (a report that repeats the last one only records reportedAt). STOPPED
+    revokes the slot's token; it only gives things up, so it needs no steer rights."""
     refuse_agent_token(caller)
     serving = daemon_id(daemon)
     report = {
@@ -453,17 +492,27 @@ async def report_state(
         "last_error": _cut(last_error, MAX_LAST_ERROR_CHARS, field="lastError"),
         "task_id": validation.entity_id(task_id, kind="task") if task_id else None,
     }
-    room, slot, machine = await _daemon_slot(tx, caller, slot_id)
+    stopped = state is AgentState.STOPPED
+    room, slot, machine = await _daemon_slot(tx, caller, slot_id, steer=not stopped)
     if slot.daemon_id != serving:
         raise Conflict(
-            "Another daemon serves this slot (it claimed it after you): stop its harness, and "
-            "claim it again only when machineAgents shows a new generation."
+            "Another daemon serves this slot (it claimed it after you), or none does (it was "
+            "stopped or moved): stop its harness, and claim it again only when machineAgents "
+            "shows a new generation."
+        )
+    if slot.generation != generation:
+        # A late report about an earlier claim must not touch (or revoke) the current one.
+        raise Conflict(
+            f"The slot was restarted or changed (it is at generation {slot.generation}; your "
+            f"report is about generation {generation}): follow machineAgents and report only "
+            "for the claim you hold.",
+            generation=slot.generation,
         )
     changed = any(getattr(slot, key) != value for key, value in report.items())
     for key, value in report.items():
         setattr(slot, key, value)
     slot.reported_at = utcnow()
-    revoked = state is AgentState.STOPPED and await _revoke_token(tx, slot)
+    revoked = stopped and await _revoke_token(tx, slot)
     view = SlotView(slot, machine.name)
     if changed or revoked:
         return await _changed(tx, room, view)
@@ -483,10 +532,23 @@ async def stop_room_agents(tx: AsyncSession, room: Chatroom) -> None:
 
 
 async def room_access_changed(tx: AsyncSession, room: Chatroom) -> None:
-    """Who may steer the room changed: wake the daemons serving its slots, whose lists leave
-    out rooms their owner may no longer steer."""
-    machine_ids = await tx.exec(
-        select(AgentSlot.machine_id).where(AgentSlot.chatroom_id == room.id).distinct()
+    """Who may steer the room changed (the caller holds the room lock): a slot on the machine
+    of someone who no longer may is stopped for good (its token revoked, desired STOPPED, so
+    being made a member again revives nothing without a person's start), and every machine of
+    the room's slots is woken (their lists leave out rooms their owner may not steer)."""
+    members = await tx.exec(
+        select(RoomMember.user_id).where(
+            RoomMember.chatroom_id == room.id, RoomMember.role == MemberRole.MEMBER.value
+        )
     )
-    for machine_id in machine_ids.all():
-        await announce(tx, machine_id)
+    steerers = {room.owner_id, *members.all()}
+    for slot, machine in (await _room_slots(tx, room)).values():
+        if machine.owner_id not in steerers:
+            revoked = await _revoke_token(tx, slot)
+            was = (slot.desired_state, slot.state, slot.daemon_id)
+            slot.desired_state = AgentDesiredState.STOPPED.value
+            _release(slot)
+            if revoked or was != (slot.desired_state, slot.state, slot.daemon_id):
+                await _changed(tx, room, SlotView(slot, machine.name))
+                continue
+        await announce(tx, machine.id)

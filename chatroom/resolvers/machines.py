@@ -14,9 +14,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from chatroom.db.models import Machine, utcnow
 from chatroom.db.notify import machine_payload, notify
-from chatroom.resolvers import validation
+from chatroom.resolvers import access, validation
 from chatroom.resolvers.auth import Caller
-from chatroom.resolvers.errors import BadInput, Forbidden, NotFound
+from chatroom.resolvers.errors import BadInput, NotFound
 
 # A machine is online while its daemon heartbeats (the daemon sends one every 10 s).
 ONLINE_WITHIN = timedelta(seconds=30)
@@ -34,11 +34,11 @@ class HarnessInfo:
 
 def refuse_agent_token(caller: Caller) -> None:
     """Machines and slots are run with a person's login, never with an agent token."""
-    if caller.is_agent:
-        raise Forbidden(
-            "An agent token cannot manage machines or agent slots. Run the daemon and "
-            "`chatroom agents` with your own login (`chatroom auth login`)."
-        )
+    access.refuse_agent(
+        caller,
+        "manage machines or agent slots",
+        "Run the daemon and `chatroom agents` with your own login (`chatroom auth login`).",
+    )
 
 
 def is_online(machine: Machine) -> bool:

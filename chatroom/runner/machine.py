@@ -303,6 +303,7 @@ class Daemon:
             self.client,
             one.id,
             self.daemon_id,
+            view["generation"],
             on_conflict=one.wake.set,
             on_refused=lambda message: self._line(one, f"the server refused a report: {message}"),
         )

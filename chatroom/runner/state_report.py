@@ -3,8 +3,10 @@
 One sender per slot, one report in flight at a time: a change made while one is in flight waits
 for it and then goes with the newest values (state changes are never held back otherwise;
 activity lines already come at most once a second, chatroom/runner/activity.py). When the server
-cannot be reached the newest values wait and go when it answers again. A CONFLICT means another
-daemon serves the slot now: the sender says so once (`on_conflict`) and sends nothing more.
+cannot be reached the newest values wait and go when it answers again. Every report names the
+generation of the claim it is about, so a late one never touches a later claim. A CONFLICT means
+the claim is over (another daemon serves the slot now, or it was restarted or changed): the
+sender says so once (`on_conflict`) and sends nothing more.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class StateReport:
         client: Api,
         slot_id: str,
         daemon_id: str,
+        generation: int,
         *,
         on_conflict: Callable[[], None],
         on_refused: Callable[[str], None],
@@ -36,6 +39,7 @@ class StateReport:
         self.client = client
         self.slot_id = slot_id
         self.daemon_id = daemon_id
+        self.generation = generation  # the claim's
         self.on_conflict = on_conflict
         self.on_refused = on_refused
         self.conflict = False
@@ -59,6 +63,7 @@ class StateReport:
         self._pending = {
             "slotId": self.slot_id,
             "daemonId": self.daemon_id,
+            "generation": self.generation,
             "state": state,
             "activity": activity,
             "lastError": last_error[:LAST_ERROR_WIDTH] if last_error else None,

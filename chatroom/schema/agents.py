@@ -215,6 +215,10 @@ class ClaimAgentSlotInput:
 class ReportAgentStateInput:
     slot_id: strawberry.ID
     daemon_id: strawberry.ID
+    generation: int = strawberry.field(
+        description="The generation the daemon claimed (claimAgentSlot's slot.generation): a "
+        "report about an older claim is refused with CONFLICT."
+    )
     state: AgentState
     activity: str | None = strawberry.field(
         default=None, description="Cut to 200 characters (with an ellipsis)."
@@ -339,6 +343,7 @@ class AgentsMutation:
                 c,
                 slot_id=input.slot_id,
                 daemon=input.daemon_id,
+                generation=input.generation,
                 state=models.AgentState(input.state),
                 activity=input.activity,
                 last_error=input.last_error,

@@ -20,7 +20,7 @@ from tests.agents.common import (
     remove,
     start,
 )
-from tests.security.common import agent_token, call, new_room, new_user, ok
+from tests.security.common import TASKS, agent_token, call, new_room, new_user, ok
 from tests.support.server import LiveServer
 
 
@@ -81,7 +81,10 @@ async def test_viewers_strangers_and_agent_tokens(live_server: LiveServer) -> No
         (STOP, {"chatroomId": room}),
         (RESTART, {"chatroomId": room}),
         (CLAIM_SLOT, {"slotId": slot["id"], "daemonId": new_daemon(), "generation": 1}),
-        (REPORT, {"slotId": slot["id"], "daemonId": new_daemon(), "state": "WAITING"}),
+        (
+            REPORT,
+            {"slotId": slot["id"], "daemonId": new_daemon(), "generation": 1, "state": "WAITING"},
+        ),
     ):
         out = await call(live_server, agent, doc, input=fields)
         assert out.code == "FORBIDDEN", (doc, out)
@@ -95,14 +98,25 @@ async def test_members_run_agents_on_their_own_machines(live_server: LiveServer)
     await join(live_server, owner, room, member, "MEMBER")
     owners_box = await register(live_server, owner, "owner box")
     members_box = await register(live_server, member, "member box")
-    await start(live_server, owner, room, owners_box["id"], roles=["reviewer"])
+    (reviewer,) = await start(live_server, owner, room, owners_box["id"], roles=["reviewer"])
     (slot,) = await start(live_server, member, room, members_box["id"], roles=["builder"])
     daemon = new_daemon()
     claimed = await claim(live_server, member, slot, daemon)
+    owners = await claim(live_server, owner, reviewer, new_daemon())
 
     # The member may stop and restart their own machine's agent, not the owner's.
     out = await call(live_server, member, STOP, input={"chatroomId": room, "roles": ["reviewer"]})
     assert out.code == "FORBIDDEN" and "reviewer" in out.message
+    # ...nor take it over by starting it on their own machine (named, or with the whole team).
+    before = await db_room(live_server.db_url, room)
+    for roles in (["reviewer"], None, ["builder", "reviewer"]):
+        fields = start_input(room, members_box["id"], workdir="/srv/mine", roles=roles)
+        taken = await call(live_server, member, START, input=fields)
+        assert taken.code == "FORBIDDEN", (roles, taken)
+        assert "reviewer runs on someone else's machine" in taken.message
+        assert "room's owner or the owner of that machine" in taken.message
+    assert await db_room(live_server.db_url, room) == before
+    assert await ok(live_server, owners["token"], TASKS, c=room) == []
     mine = await ok(live_server, member, RESTART, input={"chatroomId": room})
     assert [(s["role"], s["generation"]) for s in mine] == [("builder", 2)]
     # The room's owner may stop any slot of the room.
@@ -118,18 +132,26 @@ async def test_members_run_agents_on_their_own_machines(live_server: LiveServer)
         live_server,
         member,
         CLAIM_SLOT,
-        input={"slotId": slot["id"], "daemonId": daemon, "generation": 3},
+        input={"slotId": slot["id"], "daemonId": daemon, "generation": slot["generation"]},
     )
     assert again.code == "FORBIDDEN" and "stop" in again.message
     report = await call(
         live_server,
         member,
         REPORT,
-        input={"slotId": slot["id"], "daemonId": daemon, "state": "WAITING"},
+        input={
+            "slotId": slot["id"],
+            "daemonId": daemon,
+            "generation": slot["generation"],
+            "state": "WAITING",
+        },
     )
     assert report.code == "FORBIDDEN"
     assert await db_room(live_server.db_url, room) == before
-    assert claimed["token"]
+    # The room's owner may move a member's agent to their own machine.
+    (moved,) = await start(live_server, owner, room, owners_box["id"], roles=["builder"])
+    assert (moved["machineId"], moved["desiredState"]) == (owners_box["id"], "RUNNING")
+    assert (await call(live_server, claimed["token"], TASKS, c=room)).code == "UNAUTHENTICATED"
 
 
 async def test_bad_input_is_coded_and_changes_nothing(live_server: LiveServer) -> None:
@@ -160,7 +182,12 @@ async def test_bad_input_is_coded_and_changes_nothing(live_server: LiveServer) -
         live_server,
         owner,
         REPORT,
-        input={"slotId": before["slots"][0]["id"].hex, "daemonId": "nope", "state": "WAITING"},
+        input={
+            "slotId": before["slots"][0]["id"].hex,
+            "daemonId": "nope",
+            "generation": 1,
+            "state": "WAITING",
+        },
     )
     assert unknown_state.code == "BAD_USER_INPUT" and "daemonId" in unknown_state.message
     assert await db_room(live_server.db_url, room) == before

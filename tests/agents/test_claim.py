@@ -79,7 +79,12 @@ async def test_a_second_claim_revokes_the_first_token(live_server: LiveServer) -
         live_server,
         owner,
         REPORT,
-        input={"slotId": slot["id"], "daemonId": first_daemon, "state": "WAITING"},
+        input={
+            "slotId": slot["id"],
+            "daemonId": first_daemon,
+            "generation": 1,
+            "state": "WAITING",
+        },
     )
     assert late.code == "CONFLICT" and "another daemon" in late.message.lower()
     assert await db_slots(live_server.db_url, room) == before
@@ -110,6 +115,7 @@ async def test_reports_of_the_serving_daemon(live_server: LiveServer) -> None:
     claimed = await claim(live_server, owner, slot, daemon)
 
     def report(state: str, **fields: object) -> dict[str, object]:
+        fields = {"generation": claimed["slot"]["generation"], **fields}
         return {"slotId": slot["id"], "daemonId": daemon, "state": state, **fields}
 
     working = await ok(

@@ -345,7 +345,8 @@ async def report_vars(w: World, caller: str) -> dict[str, Any]:
     """A's slot, claimed by A's daemon: the owner reports as that daemon."""
     daemon = new_daemon()
     await claim(w.server, w.owner, {"id": w.slot, "generation": 1}, daemon)
-    return {"input": {"slotId": w.slot, "daemonId": daemon, "state": "WAITING"}}
+    fields = {"slotId": w.slot, "daemonId": daemon, "generation": 1, "state": "WAITING"}
+    return {"input": fields}
 
 
 async def send_vars(w: World, caller: str) -> dict[str, Any]:

@@ -116,7 +116,13 @@ class Daemon:
     async def report(self, slot: dict[str, Any], state: str, **fields: Any) -> dict[str, Any]:
         data = await self.call(
             REPORT,
-            input={"slotId": slot["id"], "daemonId": self.daemon_id, "state": state, **fields},
+            input={
+                "slotId": slot["id"],
+                "daemonId": self.daemon_id,
+                "generation": slot["generation"],
+                "state": state,
+                **fields,
+            },
         )
         return dict(data["reportAgentState"])
 

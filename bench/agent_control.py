@@ -38,9 +38,7 @@ from bench.common import (
     Client,
     Server,
     bench_database,
-    database_description,
-    latency_table,
-    machine,
+    latency_report,
     subscribe,
 )
 from tests.runner.support import agent_command
@@ -217,8 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("CHATROOM_RETRY_SECONDS", "10")
     figures = asyncio.run(measure(args.rounds, args.warmup))
-    print(f"bench.agent_control: {database_description()}; {machine()}")
-    print(latency_table(figures))
+    print(latency_report("bench.agent_control", figures))
 
 
 if __name__ == "__main__":

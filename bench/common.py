@@ -635,13 +635,15 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.1f} ms"
 
 
-def latency_table(figures: Mapping[str, Sequence[float]]) -> str:
-    """figure, n, p50, p99 per figure (its samples in seconds)."""
+def latency_report(benchmark: str, figures: Mapping[str, Sequence[float]]) -> str:
+    """What a latency benchmark prints: where it ran, then figure, n, p50, p99 per figure (its
+    samples in seconds)."""
     rows = [
         (figure, str(len(values)), ms(percentile(values, 50)), ms(percentile(values, 99)))
         for figure, values in figures.items()
     ]
-    return format_table(("figure", "n", "p50", "p99"), rows)
+    head = f"{benchmark}: {database_description()}; {machine()}"
+    return head + "\n" + format_table(("figure", "n", "p50", "p99"), rows)
 
 
 def machine() -> str:

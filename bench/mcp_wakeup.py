@@ -39,10 +39,8 @@ from bench.common import (
     bench_database,
     builder_holds,
     claim,
-    database_description,
     handoff,
-    latency_table,
-    machine,
+    latency_report,
     until_status,
 )
 from chatroom.cli.client import Api
@@ -128,8 +126,8 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("CHATROOM_RETRY_SECONDS", "10")
     figures = asyncio.run(measure(args.samples, args.warmup))
-    print(f"bench.mcp_wakeup: {database_description()}; {machine()}")
-    print(latency_table({f"handoff commit -> {mode}": values for mode, values in figures.items()}))
+    figures = {f"handoff commit -> {mode}": values for mode, values in figures.items()}
+    print(latency_report("bench.mcp_wakeup", figures))
 
 
 if __name__ == "__main__":

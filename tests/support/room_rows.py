@@ -19,11 +19,16 @@ async def _room_rows(url: str, table: str, room_id: str, order: str) -> list[dic
     return [dict(r) for r in rows]
 
 
+async def _row(url: str, table: str, row_id: str) -> dict[str, Any]:
+    """The row of `table` (a constant of this module) with that id; it must exist."""
+    row = await dbutil.fetchrow(url, f"SELECT * FROM {table} WHERE id = $1", uuid.UUID(row_id))
+    assert row is not None, (table, row_id)
+    return dict(row)
+
+
 async def db_room_row(url: str, room_id: str) -> dict[str, Any]:
     """The room's chatrooms row (its counters: last_event_seq, last_message_seq, ...)."""
-    row = await dbutil.fetchrow(url, "SELECT * FROM chatrooms WHERE id = $1", uuid.UUID(room_id))
-    assert row is not None, room_id
-    return dict(row)
+    return await _row(url, "chatrooms", room_id)
 
 
 async def db_tasks(url: str, room_id: str) -> list[dict[str, Any]]:
@@ -31,9 +36,7 @@ async def db_tasks(url: str, room_id: str) -> list[dict[str, Any]]:
 
 
 async def db_task(url: str, task_id: str) -> dict[str, Any]:
-    row = await dbutil.fetchrow(url, "SELECT * FROM tasks WHERE id = $1", uuid.UUID(task_id))
-    assert row is not None, task_id
-    return dict(row)
+    return await _row(url, "tasks", task_id)
 
 
 async def db_messages(url: str, room_id: str) -> list[dict[str, Any]]:

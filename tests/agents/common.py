@@ -9,6 +9,7 @@ from typing import Any
 
 from tests.accounts.test_members import ACCEPT, INVITE, REMOVE
 from tests.security.common import ok
+from tests.support.api import subscription
 from tests.support.room_rows import db_room_row, db_slots, db_token_revoked
 from tests.support.server import LiveServer
 
@@ -103,6 +104,22 @@ async def remove(server: LiveServer, owner: str, room: str, user_id: str) -> Non
 
 async def last_seq(server: LiveServer, token: str, room: str) -> int:
     return int((await ok(server, token, LAST_SEQ, id=room))["lastEventSeq"])
+
+
+async def agent_events(server: LiveServer, token: str, room: str, after: int = 0) -> list[Any]:
+    """The slots of the AGENT_UPDATED events after `after`, up to the room's head now."""
+    head = await last_seq(server, token, room)
+    found = []
+    async with subscription(
+        server, token, "graphql-transport-ws", AGENT_EVENTS, c=room, after=after
+    ) as stream:
+        seq = after
+        while seq < head:
+            event = (await stream.next())["roomEvents"]
+            seq = event["seq"]
+            if event["kind"] == "AGENT_UPDATED":
+                found.append(event["agent"])
+    return found
 
 
 async def db_room(url: str, room: str) -> dict[str, Any]:

@@ -8,11 +8,11 @@ from typing import Any
 
 from tests.accounts.test_members import SET_ROLE
 from tests.agents.common import (
-    AGENT_EVENTS,
     CLAIM_SLOT,
     REPORT,
     RESTART,
     ROOM_AGENTS,
+    agent_events,
     claim,
     join,
     last_seq,
@@ -24,22 +24,6 @@ from tests.agents.common import (
 from tests.security.common import TASK_AVAILABLE, TASKS, call, new_room, new_user, ok
 from tests.support.api import subscription
 from tests.support.server import LiveServer
-
-
-async def _agent_events(server: LiveServer, token: str, room: str, after: int) -> list[Any]:
-    """The AGENT_UPDATED events after `after`, up to the room's head now."""
-    head = await last_seq(server, token, room)
-    found = []
-    async with subscription(
-        server, token, "graphql-transport-ws", AGENT_EVENTS, c=room, after=after
-    ) as stream:
-        seq = after
-        while seq < head:
-            event = (await stream.next())["roomEvents"]
-            seq = event["seq"]
-            if event["kind"] == "AGENT_UPDATED":
-                found.append(event["agent"])
-    return found
 
 
 async def _slots(server: LiveServer, token: str, room: str) -> dict[str, Any]:
@@ -75,7 +59,7 @@ async def _lose_access(server: LiveServer, how: str) -> None:
         assert (await waiting.expect_error())[0] in ("UNAUTHENTICATED", "NOT_FOUND", "FORBIDDEN")
     # Revoked at once, not merely out of the room: the next request is UNAUTHENTICATED.
     assert (await call(server, token, TASKS, c=room)).code == "UNAUTHENTICATED"
-    (event,) = await _agent_events(server, owner, room, head)
+    (event,) = await agent_events(server, owner, room, head)
     assert (event["role"], event["state"], event["desiredState"]) == (
         "builder",
         "STOPPED",

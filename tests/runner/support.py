@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tests.agents.common import agent_events
 from tests.cli.support import CLI, REPO_ROOT, Cli
-from tests.support.gql_client import gql_http, gql_ws
+from tests.support.gql_client import gql_http
 from tests.support.server import LiveServer
 
 AGENT = Path(__file__).with_name("agent.py")
@@ -118,23 +119,9 @@ async def feed(server: LiveServer, token: str, room: str) -> list[dict[str, Any]
 
 async def activities(server: LiveServer, token: str, room: str, role: str) -> list[str]:
     """Every activity line the room's log holds for `role`'s agent slot: the AGENT_UPDATED
-    events the daemon's reports wrote, replayed from the start up to the room's newest."""
-    head = await api(server, token, "query($c: ID!) { chatroom(id: $c) { lastEventSeq } }", c=room)
-    last = head["chatroom"]["lastEventSeq"]
-    doc = (
-        "subscription($c: ID!) { roomEvents(chatroomId: $c, afterSeq: 0) "
-        "{ seq kind agent { role activity } } }"
-    )
-    lines: list[str] = []
-    async with gql_ws(server, token) as ws:
-        async for event in ws.subscribe(doc, c=room):
-            got = event["roomEvents"]
-            agent = got["agent"] or {}
-            if got["kind"] == "AGENT_UPDATED" and agent.get("role") == role and agent["activity"]:
-                lines.append(agent["activity"])
-            if got["seq"] >= last:
-                break
-    return lines
+    events the daemon's reports wrote."""
+    slots = await agent_events(server, token, room)
+    return [slot["activity"] for slot in slots if slot["role"] == role and slot["activity"]]
 
 
 async def until(check: Callable[[], Awaitable[Any]], what: str, limit: float = LIMIT) -> Any:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from chatroom.cli.config import Target, is_loopback
 from chatroom.cli.errors import CliError, NotLoggedIn, ServerRefused, Unreachable
+from chatroom.documents import document_text
 
 if TYPE_CHECKING:
     import ssl
@@ -51,14 +52,14 @@ RetryMode = Literal["safe", "connect"]
 
 @cache
 def operation(name: str) -> str:
-    """The text of `operations/<name>.graphql`."""
+    """The text of `operations/<name>.graphql`, then the fragments it spreads (from
+    `operations/fragments/`): composed as the trusted-document registry composes it."""
     path = OPERATIONS_DIR / f"{name}.graphql"
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:  # a packaging mistake, not a user error
-        raise CliError(
-            f"The CLI is missing its operation file {path.name}; reinstall it."
-        ) from None
+        return document_text(path)
+    except FileNotFoundError as exc:  # a packaging mistake, not a user error
+        missing = Path(str(exc.filename)).name if exc.filename else path.name
+        raise CliError(f"The CLI is missing its operation file {missing}; reinstall it.") from None
 
 
 @cache

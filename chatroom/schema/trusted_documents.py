@@ -3,9 +3,10 @@
 The registry is every operation file the product ships: the CLI's (also used by the agent
 runner and the MCP server) in chatroom/cli/operations/ and the web page's in
 chatroom/web/operations/. A document's text is its file followed by the shared fragments it
-spreads (`document_text`: `...TaskFields` brings in `fragments/TaskFields.graphql`), which is
-what the page sends. Each document is registered under two hashes: of that text and of
-graphql-core's printed form of it (what gql sends: it parses the document and prints it back).
+spreads (chatroom/documents.py `document_text`: `...TaskFields` brings in
+`fragments/TaskFields.graphql`), which is what the CLI and the page send. Each document is
+registered under two hashes: of that text and of graphql-core's printed form of it (what gql
+sends: it parses the document and prints it back).
 Hashes are lowercase hex; a client names one as `documentId: "sha256:<hex>"` (the GraphQL over
 HTTP persisted-documents form) or bare hex.
 
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -42,6 +42,11 @@ from graphql import (
 )
 
 from chatroom.config import settings
+
+# Re-exported: the rule the registry follows is the one the clients compose their documents by.
+from chatroom.documents import FRAGMENT_SPREAD as FRAGMENT_SPREAD
+from chatroom.documents import FRAGMENTS as FRAGMENTS
+from chatroom.documents import document_text
 from chatroom.resolvers.errors import BadInput, ErrorCode, NotFound
 
 Mode = Literal["off", "allow", "only"]
@@ -51,10 +56,6 @@ PREFIX = "sha256:"
 
 PACKAGE = Path(__file__).resolve().parent.parent
 DOCUMENT_DIRS = (PACKAGE / "cli" / "operations", PACKAGE / "web" / "operations")
-FRAGMENTS = "fragments"  # beside the operation files: one `fragment <Name>` per <Name>.graphql
-# A spread of a named fragment (`...TaskFields`); an inline fragment (`... on Task`) starts
-# with a lower-case keyword, and our fragment names, like operation names, start upper case.
-FRAGMENT_SPREAD = re.compile(r"\.\.\.\s*([A-Z][A-Za-z0-9]*)")
 
 
 def mode() -> Mode:
@@ -69,22 +70,6 @@ def check_mode() -> None:
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def document_text(path: Path) -> str:
-    """The text a client sends for the operation file at `path`: the file, then every fragment
-    it spreads (and those the fragments spread) from `fragments/` beside it, in name order, one
-    newline between. js/api.js composes the page's documents the same way, so the text sent is
-    the text registered here."""
-    text = path.read_text(encoding="utf-8")
-    found: dict[str, str] = {}
-    pending = FRAGMENT_SPREAD.findall(text)
-    while pending:
-        name = pending.pop()
-        if name not in found:
-            found[name] = (path.parent / FRAGMENTS / f"{name}.graphql").read_text(encoding="utf-8")
-            pending.extend(FRAGMENT_SPREAD.findall(found[name]))
-    return "\n".join([text, *(found[name] for name in sorted(found))])
 
 
 @cache

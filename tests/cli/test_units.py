@@ -24,6 +24,26 @@ def test_every_operation_is_valid_against_the_schema() -> None:
     check_operation_files(OPERATIONS_DIR, read=operation)
 
 
+def test_agent_slot_selection_is_one_fragment() -> None:
+    """The seven documents that read agent slots spread one fragment, composed into the text
+    the CLI sends the way the trusted-document registry composes it."""
+    from chatroom.schema.trusted_documents import registry, sha256
+
+    fragment = (OPERATIONS_DIR / "fragments" / "AgentSlotFields.graphql").read_text()
+    for name in (
+        "ChatroomAgents",
+        "MachineAgents",
+        "Machines",
+        "ClaimAgentSlot",
+        "StartAgents",
+        "StopAgents",
+        "RestartAgents",
+    ):
+        text = operation(name)
+        assert "...AgentSlotFields" in text and text.endswith(fragment), name
+        assert sha256(text) in registry(), name
+
+
 def test_no_query_text_in_python() -> None:
     for path in (REPO_ROOT / "chatroom" / "cli").rglob("*.py"):
         text = path.read_text()

@@ -169,6 +169,22 @@ DOCS: dict[str, str] = {
         " removeMember(chatroomId: $chatroomId, userId: $userId) }"
     ),
     "roomMembers": "query($chatroomId: ID!) { roomMembers(chatroomId: $chatroomId) { role } }",
+    # machines and agent slots (SPEC §10)
+    "registerMachine": (
+        "mutation($input: RegisterMachineInput!) { registerMachine(input: $input) { id } }"
+    ),
+    "machineHeartbeat": (
+        "mutation($input: MachineHeartbeatInput!) { machineHeartbeat(input: $input) { id } }"
+    ),
+    "startAgents": "mutation($input: StartAgentsInput!) { startAgents(input: $input) { id } }",
+    "stopAgents": "mutation($input: AgentsInput!) { stopAgents(input: $input) { id } }",
+    "restartAgents": "mutation($input: AgentsInput!) { restartAgents(input: $input) { id } }",
+    "claimAgentSlot": (
+        "mutation($input: ClaimAgentSlotInput!) { claimAgentSlot(input: $input) { token } }"
+    ),
+    "reportAgentState": (
+        "mutation($input: ReportAgentStateInput!) { reportAgentState(input: $input) { id } }"
+    ),
 }
 # The world's one account (the server's first, so its admin): for taken-username cases.
 TAKEN = "taken-name"
@@ -191,7 +207,8 @@ class World:
     Device logins: `pending_code` waits for a decision, `denied_code` was denied,
     `expired_code` lapsed. `scoped_token` is an agent token of A (room, builder).
     C is a member of `room`; of A's invites to it, `used_invite` is used up (C's),
-    `lapsed_invite` expired and `spare_invite` is valid (5 uses, none used)."""
+    `lapsed_invite` expired and `spare_invite` is valid (5 uses, none used). A registered
+    `machine` (served by daemon `daemon`); no room has agent slots."""
 
     token_a: str
     token_b: str
@@ -218,6 +235,8 @@ class World:
     used_invite: str
     lapsed_invite: str
     spare_invite: str
+    machine: str
+    daemon: str
     unknown: str = field(default_factory=lambda: str(uuid.uuid4()))
 
 
@@ -331,6 +350,10 @@ async def world(live_server: LiveServer, module_db: PgDatabase) -> World:
         " WHERE user_code = $1",
         lapsed,
     )
+    daemon = str(uuid.uuid4())
+    machine = await _gql(
+        s, a, "registerMachine", input={"name": "box", "harnesses": [], "daemonId": daemon}
+    )
     return World(
         token_a=a,
         token_b=b,
@@ -357,6 +380,8 @@ async def world(live_server: LiveServer, module_db: PgDatabase) -> World:
         used_invite=used_invite,
         lapsed_invite=lapsed_invite,
         spare_invite=spare_invite,
+        machine=machine["id"],
+        daemon=daemon,
     )
 
 
@@ -378,6 +403,16 @@ class Case:
 
 def _input(w: World, room: str | None = None, **fields: Any) -> dict[str, Any]:
     return {"input": {"chatroomId": w.room if room is None else room, **fields}}
+
+
+def _start(w: World, **changed: Any) -> dict[str, Any]:
+    """startAgents' fields but the room: the builder on A's machine (valid unless changed)."""
+    fields = {"roles": ["builder"], "machineId": w.machine, "harness": "command"}
+    return {**fields, "command": "true", "workdir": "/srv/project", **changed}
+
+
+def _claim(w: World, **changed: Any) -> dict[str, Any]:
+    return {"slotId": w.unknown, "daemonId": w.daemon, "generation": 1, **changed}
 
 
 # Otherwise-valid variables for each operation on A's main room: the generated cases change
@@ -411,6 +446,9 @@ BASE: dict[str, Callable[[World, str], dict[str, Any]]] = {
     "setMemberRole": lambda w, r: {"chatroomId": r, "userId": w.c_id, "role": "VIEWER"},
     "removeMember": lambda w, r: {"chatroomId": r, "userId": w.c_id},
     "roomMembers": lambda w, r: {"chatroomId": r},
+    "startAgents": lambda w, r: _input(w, r, **_start(w)),
+    "stopAgents": lambda w, r: _input(w, r, roles=["builder"]),
+    "restartAgents": lambda w, r: _input(w, r, roles=["builder"]),
 }
 TASK_OPS = {"claimTask", "updateTask", "moveTaskToQueue", "completeTask", "cancelTask"}
 TASK_OPS |= {"releaseTask"}
@@ -424,6 +462,10 @@ NO_ROOM_AUTH_OPS: dict[str, Vars] = {
     "upgradeGuest": lambda w: {"input": {"username": "fresh-name", "password": PASSWORD}},
     "createSignupInvite": lambda w: {},
     "acceptRoomInvite": lambda w: {"code": w.spare_invite},
+    "registerMachine": lambda w: {"input": {"name": "box", "harnesses": [], "daemonId": w.daemon}},
+    "machineHeartbeat": lambda w: {"input": {"machineId": w.machine, "daemonId": w.daemon}},
+    "claimAgentSlot": lambda w: {"input": _claim(w)},
+    "reportAgentState": lambda w: {"input": {**_claim(w), "state": "WAITING"}},
 }
 
 MALFORMED_IDS = {
@@ -1097,6 +1139,98 @@ SPECIFIC_CASES: list[Case] = [
     ),
     Case("context-as-user", "contextWindow", lambda w: {"chatroomId": w.room, "role": "user"}, BAD),
     Case("prompt-invalid-role", "rolePrompt", lambda w: {"chatroomId": w.room, "role": "??"}, BAD),
+    # machines and agent slots: a bad field, an unknown or malformed id, an agent token
+    Case(
+        "start-unknown-harness", "startAgents", lambda w: _input(w, **_start(w, harness="vim")), BAD
+    ),
+    Case(
+        "start-relative-workdir",
+        "startAgents",
+        lambda w: _input(w, **_start(w, workdir="src")),
+        BAD,
+    ),
+    Case("start-empty-workdir", "startAgents", lambda w: _input(w, **_start(w, workdir="")), BAD),
+    Case(
+        "start-command-missing", "startAgents", lambda w: _input(w, **_start(w, command=None)), BAD
+    ),
+    Case("start-unknown-role", "startAgents", lambda w: _input(w, **_start(w, roles=["qa"])), BAD),
+    Case(
+        "start-unknown-machine",
+        "startAgents",
+        lambda w: _input(w, **_start(w, machineId=w.unknown)),
+        "NOT_FOUND",
+    ),
+    Case(
+        "start-malformed-machine",
+        "startAgents",
+        lambda w: _input(w, **_start(w, machineId="nope")),
+        "NOT_FOUND",
+    ),
+    Case(
+        "start-agent-token", "startAgents", lambda w: _input(w, **_start(w)), "FORBIDDEN", "scoped"
+    ),
+    Case("stop-role-without-slot", "stopAgents", lambda w: _input(w, roles=["builder"]), BAD),
+    Case("restart-role-without-slot", "restartAgents", lambda w: _input(w, roles=["builder"]), BAD),
+    Case("stop-unknown-role", "stopAgents", lambda w: _input(w, roles=["qa"]), BAD),
+    Case(
+        "register-empty-name",
+        "registerMachine",
+        lambda w: {"input": {"name": "", "harnesses": [], "daemonId": w.daemon}},
+        BAD,
+    ),
+    Case(
+        "register-long-name",
+        "registerMachine",
+        lambda w: {"input": {"name": LONG_NAME, "harnesses": [], "daemonId": w.daemon}},
+        BAD,
+    ),
+    Case(
+        "register-unknown-machine",
+        "registerMachine",
+        lambda w: {
+            "input": {"machineId": w.unknown, "name": "box", "harnesses": [], "daemonId": w.daemon}
+        },
+        "NOT_FOUND",
+    ),
+    Case(
+        "register-agent-token",
+        "registerMachine",
+        lambda w: {"input": {"name": "box", "harnesses": [], "daemonId": w.daemon}},
+        "FORBIDDEN",
+        "scoped",
+    ),
+    Case(
+        "heartbeat-unknown-machine",
+        "machineHeartbeat",
+        lambda w: {"input": {"machineId": w.unknown, "daemonId": w.daemon}},
+        "NOT_FOUND",
+    ),
+    Case(
+        "heartbeat-other-users-machine",
+        "machineHeartbeat",
+        lambda w: {"input": {"machineId": w.machine, "daemonId": w.daemon}},
+        "NOT_FOUND",
+        "b",
+    ),
+    Case("claim-unknown-slot", "claimAgentSlot", lambda w: {"input": _claim(w)}, "NOT_FOUND"),
+    Case(
+        "claim-malformed-slot",
+        "claimAgentSlot",
+        lambda w: {"input": _claim(w, slotId="nope")},
+        "NOT_FOUND",
+    ),
+    Case(
+        "report-unknown-slot",
+        "reportAgentState",
+        lambda w: {"input": {**_claim(w), "state": "WAITING"}},
+        "NOT_FOUND",
+    ),
+    Case(
+        "report-unknown-state",
+        "reportAgentState",
+        lambda w: {"input": {**_claim(w), "state": "DANCING"}},
+        BAD,
+    ),
     # documents that are not valid GraphQL
     Case("syntax-error", "sendMessage", lambda w: {}, BAD, doc="mutation { sendMessage("),
     Case(

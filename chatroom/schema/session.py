@@ -25,4 +25,3 @@ async def in_transaction(info: AppInfo, work: Work[T]) -> T:
 async def in_read(info: AppInfo, work: Work[T]) -> T:
     async with info.context.db.read() as tx:
         return await work(tx, info.context.seen(await authenticate(tx, info.context.token)))
-

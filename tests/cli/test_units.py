@@ -24,23 +24,28 @@ def test_every_operation_is_valid_against_the_schema() -> None:
     check_operation_files(OPERATIONS_DIR, read=operation)
 
 
-def test_agent_slot_selection_is_one_fragment() -> None:
-    """The seven documents that read agent slots spread one fragment, composed into the text
-    the CLI sends the way the trusted-document registry composes it."""
+def test_shared_selections_are_one_fragment_each() -> None:
+    """The documents that read agent slots (or machines) spread one fragment for them; the
+    text the CLI sends is the file, then its fragments in name order, as the trusted-document
+    registry composes and registers it."""
     from chatroom.schema.trusted_documents import registry, sha256
 
-    fragment = (OPERATIONS_DIR / "fragments" / "AgentSlotFields.graphql").read_text()
-    for name in (
-        "ChatroomAgents",
-        "MachineAgents",
-        "Machines",
-        "ClaimAgentSlot",
-        "StartAgents",
-        "StopAgents",
-        "RestartAgents",
+    slots, machine = "AgentSlotFields", "MachineFields"
+    for name, spread in (
+        ("ChatroomAgents", [slots]),
+        ("MachineAgents", [slots]),
+        ("Machines", [slots, machine]),
+        ("ClaimAgentSlot", [slots]),
+        ("StartAgents", [slots]),
+        ("StopAgents", [slots]),
+        ("RestartAgents", [slots]),
+        ("RegisterMachine", [machine]),
     ):
+        own = (OPERATIONS_DIR / f"{name}.graphql").read_text()
+        assert all(f"...{fragment}" in own for fragment in spread), name
+        parts = [(OPERATIONS_DIR / "fragments" / f"{f}.graphql").read_text() for f in spread]
         text = operation(name)
-        assert "...AgentSlotFields" in text and text.endswith(fragment), name
+        assert text == "\n".join([own, *parts]), name
         assert sha256(text) in registry(), name
 
 

@@ -5,10 +5,11 @@ directly (tests.support.room_rows) only to check what was committed."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from tests.accounts.test_members import ACCEPT, INVITE, REMOVE
-from tests.security.common import ok
+from tests.security.common import new_room, new_user, ok
 from tests.support.api import subscription
 from tests.support.room_rows import db_room_row, db_slots, db_token_revoked
 from tests.support.server import LiveServer
@@ -126,3 +127,48 @@ async def db_room(url: str, room: str) -> dict[str, Any]:
     """What a refused call must leave alone: the room's slots and its event head."""
     head = (await db_room_row(url, room))["last_event_seq"]
     return {"slots": await db_slots(url, room), "seq": head}
+
+
+@dataclass(frozen=True)
+class SharedRoom:
+    """A room its owner shares with one member, each running one role on their own machine
+    (the owner the reviewer, the member the builder), both slots claimed."""
+
+    owner: str
+    member: str
+    member_id: str
+    room: str
+    owners_box: dict[str, Any]
+    members_box: dict[str, Any]
+    reviewer: dict[str, Any]  # the owner's slot, as started
+    slot: dict[str, Any]  # the member's slot, as started
+    daemon: str  # the member's daemon
+    claimed: dict[str, Any]  # the member's claim (slot and token)
+    owners: dict[str, Any]  # the owner's claim
+
+
+async def shared_room(server: LiveServer) -> SharedRoom:
+    owner, _ = await new_user(server, "owner")
+    member, member_id = await new_user(server, "member")
+    room = (await new_room(server, owner))["id"]
+    await join(server, owner, room, member, "MEMBER")
+    owners_box = await register(server, owner, "owner box")
+    members_box = await register(server, member, "member box")
+    (reviewer,) = await start(server, owner, room, owners_box["id"], roles=["reviewer"])
+    (slot,) = await start(server, member, room, members_box["id"], roles=["builder"])
+    daemon = new_daemon()
+    claimed = await claim(server, member, slot, daemon)
+    owners = await claim(server, owner, reviewer, new_daemon())
+    return SharedRoom(
+        owner,
+        member,
+        member_id,
+        room,
+        owners_box,
+        members_box,
+        reviewer,
+        slot,
+        daemon,
+        claimed,
+        owners,
+    )

@@ -18,6 +18,7 @@ from tests.agents.common import (
     new_daemon,
     register,
     remove,
+    shared_room,
     start,
 )
 from tests.security.common import TASKS, agent_token, call, new_room, new_user, ok
@@ -92,17 +93,11 @@ async def test_viewers_strangers_and_agent_tokens(live_server: LiveServer) -> No
 
 
 async def test_members_run_agents_on_their_own_machines(live_server: LiveServer) -> None:
-    owner, _ = await new_user(live_server, "owner")
-    member, member_id = await new_user(live_server, "member")
-    room = (await new_room(live_server, owner))["id"]
-    await join(live_server, owner, room, member, "MEMBER")
-    owners_box = await register(live_server, owner, "owner box")
-    members_box = await register(live_server, member, "member box")
-    (reviewer,) = await start(live_server, owner, room, owners_box["id"], roles=["reviewer"])
-    (slot,) = await start(live_server, member, room, members_box["id"], roles=["builder"])
-    daemon = new_daemon()
-    claimed = await claim(live_server, member, slot, daemon)
-    owners = await claim(live_server, owner, reviewer, new_daemon())
+    shared = await shared_room(live_server)
+    owner, member, member_id, room = shared.owner, shared.member, shared.member_id, shared.room
+    owners_box, members_box = shared.owners_box, shared.members_box
+    slot, daemon = shared.slot, shared.daemon
+    claimed, owners = shared.claimed, shared.owners
 
     # The member may stop and restart their own machine's agent, not the owner's.
     out = await call(live_server, member, STOP, input={"chatroomId": room, "roles": ["reviewer"]})

@@ -19,6 +19,7 @@ from tests.agents.common import (
     new_daemon,
     register,
     remove,
+    shared_room,
     start,
 )
 from tests.security.common import TASK_AVAILABLE, TASKS, call, new_room, new_user, ok
@@ -33,17 +34,10 @@ async def _slots(server: LiveServer, token: str, room: str) -> dict[str, Any]:
 
 
 async def _lose_access(server: LiveServer, how: str) -> None:
-    owner, _ = await new_user(server, "owner")
-    member, member_id = await new_user(server, "member")
-    room = (await new_room(server, owner))["id"]
-    await join(server, owner, room, member, "MEMBER")
-    owners_box = await register(server, owner, "owner box")
-    members_box = await register(server, member, "member box")
-    (reviewer,) = await start(server, owner, room, owners_box["id"], roles=["reviewer"])
-    (slot,) = await start(server, member, room, members_box["id"], roles=["builder"])
-    daemon = new_daemon()
-    claimed = await claim(server, member, slot, daemon)
-    owners = await claim(server, owner, reviewer, new_daemon())
+    shared = await shared_room(server)
+    owner, member, member_id, room = shared.owner, shared.member, shared.member_id, shared.room
+    slot, daemon = shared.slot, shared.daemon
+    claimed, owners = shared.claimed, shared.owners
     token = claimed["token"]
     head = await last_seq(server, owner, room)
 

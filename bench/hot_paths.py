@@ -26,6 +26,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench.common import bench_database
+from chatroom.db import driver
 from chatroom.db.session import Database, create_engine
 from chatroom.resolvers import auth, handoffs, messages, rooms, tasks
 from chatroom.resolvers.auth import Caller
@@ -153,15 +154,22 @@ async def build_rooms(engine: AsyncEngine, size: int = BIG_ROOM_SIZE) -> Rooms:
 
 
 class StatementLog:
-    """Every statement the engine sends, while `capturing` (SQLAlchemy's cursor events)."""
+    """Every statement sent while `capturing`: the engine's (SQLAlchemy's cursor events) and
+    those sent straight to a driver connection (chatroom/db/driver.py; any engine's, so capture
+    with one engine at work)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.statements: list[tuple[str, Any]] = []
         self.active = False
         event.listen(engine.sync_engine, "before_cursor_execute", self._seen)
+        driver.observers.append(self._sent)
 
     def _seen(self, conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if self.active:
+            self.statements.append((statement, parameters))
+
+    def _sent(self, statement: str, parameters: tuple[Any, ...]) -> None:
         if self.active:
             self.statements.append((statement, parameters))
 
@@ -176,6 +184,7 @@ class StatementLog:
 
     def close(self) -> None:
         event.remove(self.engine.sync_engine, "before_cursor_execute", self._seen)
+        driver.observers.remove(self._sent)
 
 
 Resolver = Callable[..., Awaitable[Any]]

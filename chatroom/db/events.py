@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chatroom.db import driver
 from chatroom.db.models import Chatroom, EventKind, RoomEvent, utcnow
 from chatroom.db.notify import NOTIFY_CHANNEL, room_payload
 
@@ -77,16 +78,10 @@ def refresh_pending(tx: AsyncSession, key: str, row: SQLModel) -> None:
             event["payload"][key] = fresh
 
 
-async def flush_orm(tx: AsyncSession) -> None:
-    """Flush the ORM's changes, if any, before a Core statement (as autoflush would); the check
-    is the session's own cheap one, so a clean session costs no round trip."""
-    if not tx.sync_session._is_clean():
-        await tx.flush()
-
-
 # The commit's final statement, one fixed text for any batch: the events, the rooms' counters
 # and the notifications travel as arrays, so the statement is prepared once per connection and
 # never built or compiled again (building it per call, as Core, cost more CPU than the SQL).
+# driver.execute flushes the ORM first: a new room must exist before its events.
 _WRITE_PENDING = """
 WITH events AS (
     INSERT INTO room_events (chatroom_id, seq, kind, payload, created_at)
@@ -119,7 +114,6 @@ async def write_pending_events(tx: AsyncSession) -> None:
     rooms: dict[Any, Chatroom] = tx.info.pop(_ROOMS, None) or {}
     if not pending and not rooms:
         return
-    await flush_orm(tx)  # a new room must exist before its events
     newest: dict[Any, int] = {}
     for event in pending:
         newest[event["chatroom_id"]] = max(event["seq"], newest.get(event["chatroom_id"], 0))
@@ -135,5 +129,4 @@ async def write_pending_events(tx: AsyncSession) -> None:
         NOTIFY_CHANNEL,
         [room_payload(room_id, seq) for room_id, seq in newest.items()],
     )
-    connection = await tx.connection()
-    await connection.exec_driver_sql(_WRITE_PENDING, parameters)
+    await driver.execute(tx, _WRITE_PENDING, *parameters)

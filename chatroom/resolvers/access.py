@@ -6,10 +6,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, exists, or_
+from sqlalchemy import ColumnElement, any_, bindparam, exists, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chatroom.db import driver, hot_sql, rows
 from chatroom.db.models import Chatroom, MemberRole, RoomMember, RoomStatus, Task
 from chatroom.resolvers import validation
 from chatroom.resolvers.auth import Caller
@@ -36,7 +37,9 @@ async def load_room(
         room_id = uuid.UUID(int=0)  # an agent token sees one room; others look missing
     roles = (MemberRole.MEMBER,) if steer else (MemberRole.MEMBER, MemberRole.VIEWER)
     parameters = {"room_id": room_id, "user_id": caller.user_id, "roles": [r.value for r in roles]}
-    room = (await tx.exec(_ROOM_QUERIES[lock], params=parameters)).first()
+    query = _ROOM_QUERIES[lock]
+    found = await driver.fetchrow(tx, query.sql, *query.args(**parameters))
+    room = rows.attached(tx, Chatroom, found, hot_sql.ROOM_COLUMNS) if found else None
     if room is None and steer and await _is_viewer(tx, caller, room_id):
         raise Forbidden(
             "You are a viewer of this chatroom: viewers read, they do not act. Ask its owner "
@@ -75,7 +78,7 @@ def _visible(user_id: Any, roles: Any) -> ColumnElement[bool]:
         exists().where(
             col(RoomMember.chatroom_id) == Chatroom.id,
             col(RoomMember.user_id) == user_id,
-            col(RoomMember.role).in_(roles),
+            col(RoomMember.role) == any_(roles),
         ),
     )
 
@@ -83,15 +86,15 @@ def _visible(user_id: Any, roles: Any) -> ColumnElement[bool]:
 def _room_query(*, lock: bool) -> Any:
     query = select(Chatroom).where(
         Chatroom.id == bindparam("room_id"),
-        _visible(bindparam("user_id"), bindparam("roles", expanding=True)),
+        _visible(bindparam("user_id"), bindparam("roles")),
     )
     return query.with_for_update(of=Chatroom) if lock else query
 
 
-# Every request loads its room: the statement is built once, so a call only binds its values
-# (SQLAlchemy memoizes a built statement's cache key; building it per call cost more CPU than
-# PostgreSQL spent running it).
-_ROOM_QUERIES = {lock: _room_query(lock=lock) for lock in (True, False)}
+# Every request loads its room: the statement is compiled once, to a text the driver prepares
+# once per connection, so a call only binds its values (building it per call, and SQLAlchemy's
+# execution and ORM loading, cost more CPU than PostgreSQL spent running it).
+_ROOM_QUERIES = {lock: hot_sql.Compiled(_room_query(lock=lock)) for lock in (True, False)}
 
 
 async def role_in(tx: AsyncSession, caller: Caller, room_id: uuid.UUID, owner_id: uuid.UUID) -> str:

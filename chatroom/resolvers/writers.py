@@ -4,14 +4,17 @@ room event describing it, so no caller can change state without the log seeing i
 Callers lock the room row first (`access.load_room(..., lock=True)`): that single lock orders every
 writer of a room, which keeps the per-room counters gapless; the database constraints back it.
 
-Writes are SQLAlchemy Core statements (an UPDATE ... RETURNING instead of a SELECT and an ORM
-flush), and the three hot mutations (sendMessage, claimTask, sendHandoff) make all their row
-changes in ONE statement each (`post`, `start_task`, `pass_baton`): rows that point at each
-other get their ids here, so both INSERTs sit in the same statement and the foreign keys are
-checked at its end. The ORM stays the model layer: rows are SQLModel objects, ORM changes a
-caller made are flushed before a Core write (as autoflush would), and a row the session has
-loaded is kept in step with what the statement wrote. The room's counters are written by the
-commit's final statement (chatroom/db/events.py), with the events and the notification."""
+Writes are single statements (an UPDATE ... RETURNING instead of a SELECT and an ORM flush),
+and the three hot mutations (sendMessage, claimTask, sendHandoff) make all their row changes in
+ONE statement each (`post`, `start_task`, `pass_baton`): rows that point at each other get their
+ids here, so both INSERTs sit in the same statement and the foreign keys are checked at its end.
+The hot statements are fixed SQL texts (chatroom/db/hot_sql.py) sent to the driver connection
+(chatroom/db/driver.py); the rest are SQLAlchemy Core. The ORM stays the model layer: rows are
+SQLModel objects (built without validation, chatroom/db/rows.py, from values that are the
+table's own), ORM changes a caller made are flushed before a write (as autoflush would), and a
+row the session has loaded is kept in step with what the statement wrote. The room's counters
+are written by the commit's final statement (chatroom/db/events.py), with the events and the
+notification."""
 
 from __future__ import annotations
 
@@ -20,16 +23,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Result, bindparam, exists, insert, literal, true, update
+from sqlalchemy import Executable, Result, update
 from sqlalchemy import select as core_select
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from chatroom.db import driver, hot_sql, rows
+from chatroom.db.driver import flush_orm
 from chatroom.db.events import (
     append_event,
     bump,
-    flush_orm,
     refresh_pending,
     set_room,
     snapshot,
@@ -73,45 +77,25 @@ async def _execute(tx: AsyncSession, statement: Executable) -> Result[Any]:
     return await connection.execute(statement)
 
 
-def _columns(row: SQLModel) -> dict[str, Any]:
-    return {c.name: getattr(row, c.name) for c in type(row).__table__.columns}  # type: ignore[attr-defined]
-
-
 def _assign(row: SQLModel, values: dict[str, Any]) -> None:
     """Set what a statement wrote on the row object, without the ORM seeing a change."""
     for name, value in values.items():
         set_committed_value(row, name, value)
 
 
-def _returned(tx: AsyncSession, model: type[Any], row: Any, prefix: str) -> Any:
-    """The row object for one RETURNING row (its columns labelled `prefix__column`), or None.
-    A copy the session has loaded is kept in step and returned instead."""
-    mapping = row._mapping
-    if mapping[f"{prefix}__id"] is None:
+def _loaded(
+    tx: AsyncSession, model: type[Any], record: Any, columns: tuple[str, ...], start: int
+) -> Any:
+    """The row object for a slice of a driver RETURNING row (None when all NULL); a copy the
+    session has loaded is kept in step and returned instead."""
+    row = rows.build_from(model, record, columns, start)
+    if row is None:
         return None
-    values = {c.name: mapping[f"{prefix}__{c.name}"] for c in model.__table__.columns}
-    loaded = tx.sync_session.identity_map.get((model, (values["id"],), None))
+    loaded = tx.sync_session.identity_map.get((model, (row.id,), None))
     if loaded is not None:
-        _assign(loaded, values)
+        _assign(loaded, {c: getattr(row, c) for c in columns})
         return loaded
-    return model(**values)
-
-
-def _labelled(prefix: str, cte: Any) -> list[Any]:
-    return [c.label(f"{prefix}__{c.name}") for c in cte.c]
-
-
-async def _together(tx: AsyncSession, writes: list[Any], returning: dict[str, Any]) -> Any:
-    """One statement: every write as a CTE, and one result row with the (at most one) row
-    each `returning` CTE gave, labelled by its name (absent rows read as NULLs)."""
-    base = core_select(literal(1).label("one")).subquery("base")
-    source: Any = base
-    columns: list[Any] = [base.c.one]
-    for name, cte in returning.items():
-        source = source.outerjoin(cte, true())
-        columns += _labelled(name, cte)
-    statement = core_select(*columns).select_from(source).add_cte(*writes)
-    return (await _execute(tx, statement)).one()
+    return row
 
 
 # --- participants ---------------------------------------------------------------------------
@@ -128,25 +112,15 @@ async def participant(tx: AsyncSession, room: Chatroom, role: str) -> Participan
     return found
 
 
-def _participant_update(
+def _participant_params(
     room: Chatroom, role: str, status: ParticipantStatus, seen_at: datetime | None
-) -> Any:
-    """UPDATE the role's row RETURNING it and its status before (to know if it changed)."""
-    values: dict[str, Any] = {"status": status.value, "updated_at": utcnow()}
-    if seen_at is not None:
-        values["last_seen_at"] = seen_at
-    before = (
-        core_select(PARTICIPANTS.c.id, PARTICIPANTS.c.status.label("was"))
-        .where(PARTICIPANTS.c.chatroom_id == room.id, PARTICIPANTS.c.role == role)
-        .with_for_update()
-        .cte("before")
-    )
-    return (
-        update(PARTICIPANTS)
-        .where(PARTICIPANTS.c.id == before.c.id)
-        .values(values)
-        .returning(*PARTICIPANTS.columns, before.c.was)
-    )
+) -> list[Any]:
+    """hot_sql's participant write: room, role, status, now[, seen_at]."""
+    params: list[Any] = [room.id, role, status.value, utcnow()]
+    return [*params, seen_at] if seen_at is not None else params
+
+
+_WAS = len(hot_sql.PARTICIPANT_COLUMNS)  # the status before, after the participant's columns
 
 
 def _participant_changed(
@@ -174,12 +148,14 @@ async def set_participant(
     seen_at: datetime | None = None,
 ) -> Participant:
     """One UPDATE ... RETURNING (no SELECT first); logged if the status changed or seen_at."""
-    statement = _participant_update(room, role, status, seen_at).cte("p")
-    found = await _together(tx, [], {"p": statement})
-    row = _returned(tx, Participant, found, "p")
-    return _participant_changed(
-        tx, room, row, found._mapping["p__was"], role, seen=seen_at is not None
+    found = await driver.fetchrow(
+        tx,
+        hot_sql.SET_PARTICIPANT[seen_at is not None],
+        *_participant_params(room, role, status, seen_at),
     )
+    row = _loaded(tx, Participant, found, hot_sql.PARTICIPANT_COLUMNS, 0) if found else None
+    was = found[_WAS] if found else None
+    return _participant_changed(tx, room, row, was, role, seen=seen_at is not None)
 
 
 # --- messages -------------------------------------------------------------------------------
@@ -195,14 +171,17 @@ def _new_message(
     target_role: str | None,
     task_id: uuid.UUID | None = None,
 ) -> Message:
-    return Message(
-        chatroom_id=room.id,
-        seq=bump(tx, room, "last_message_seq"),
-        sender_role=sender_role,
-        target_role=target_role,
-        content=content,
-        type=type.value,
-        task_id=task_id,
+    return rows.build(
+        Message,
+        {
+            "chatroom_id": room.id,
+            "seq": bump(tx, room, "last_message_seq"),
+            "sender_role": sender_role,
+            "target_role": target_role,
+            "content": content,
+            "type": type.value,
+            "task_id": task_id,
+        },
     )
 
 
@@ -218,23 +197,14 @@ async def insert_message(
     message = _new_message(
         tx, room, sender_role=sender_role, content=content, type=type, target_role=target_role
     )
-    await _execute(tx, insert(MESSAGES).values(_columns(message)))
+    await driver.execute(
+        tx, hot_sql.INSERT_MESSAGE, *hot_sql.values(message, hot_sql.MESSAGE_COLUMNS)
+    )
     append_event(tx, room, EventKind.MESSAGE_CREATED, {"message": snapshot(message)})
     return message
 
 
 # --- tasks ----------------------------------------------------------------------------------
-
-
-def _active_query(*, lock: bool) -> Any:
-    query = select(Task).where(
-        Task.chatroom_id == bindparam("room_id"), col(Task.status).in_(ACTIVE_TASK_STATUSES)
-    )
-    return query.with_for_update() if lock else query
-
-
-# Built once: a call binds the room id only (see access._ROOM_QUERIES).
-_ACTIVE_QUERIES = {lock: _active_query(lock=lock) for lock in (True, False)}
 
 
 async def active_task(tx: AsyncSession, room: Chatroom, *, lock: bool = True) -> Task | None:
@@ -244,7 +214,8 @@ async def active_task(tx: AsyncSession, room: Chatroom, *, lock: bool = True) ->
     known: dict[uuid.UUID, Task | None] = tx.info.get(_ACTIVE, {})
     if room.id in known:
         return known[room.id]
-    task = (await tx.exec(_ACTIVE_QUERIES[lock], params={"room_id": room.id})).first()
+    found = await driver.fetchrow(tx, hot_sql.ACTIVE_TASK[lock], room.id)
+    task = rows.attached(tx, Task, found, hot_sql.TASK_COLUMNS) if found else None
     if lock:
         tx.info.setdefault(_ACTIVE, {})[room.id] = task
     return task
@@ -264,11 +235,8 @@ async def load_task(tx: AsyncSession, room: Chatroom, task_id: str) -> Task:
     active = tx.info.get(_ACTIVE, {}).get(room.id)
     if active is not None and active.id == tid:  # already read (and locked) in this tx
         return active
-    task = (
-        await tx.exec(
-            select(Task).where(Task.id == tid, Task.chatroom_id == room.id).with_for_update()
-        )
-    ).first()
+    found = await driver.fetchrow(tx, hot_sql.LOCK_TASK, tid, room.id)
+    task = rows.attached(tx, Task, found, hot_sql.TASK_COLUMNS) if found else None
     if task is None:
         raise NotFound(
             f"No task with id {task_id!r} in this chatroom. List them with the tasks query "
@@ -288,15 +256,20 @@ def _new_task(
     source_message_id: uuid.UUID | None = None,
     origin_message_id: uuid.UUID | None = None,
 ) -> Task:
-    return Task(
-        chatroom_id=room.id,
-        status=status.value,
-        content=content,
-        created_by=created_by,
-        assigned_to=assigned_to,
-        source_message_id=source_message_id,
-        origin_message_id=origin_message_id,
-        queue_position=next_queue_position(tx, room) if status == TaskStatus.QUEUED else None,
+    return rows.build(
+        Task,
+        {
+            "chatroom_id": room.id,
+            "status": status.value,
+            "content": content,
+            "created_by": created_by,
+            "assigned_to": assigned_to,
+            "source_message_id": source_message_id,
+            "origin_message_id": origin_message_id,
+            "queue_position": (
+                next_queue_position(tx, room) if status == TaskStatus.QUEUED else None
+            ),
+        },
     )
 
 
@@ -327,7 +300,7 @@ async def insert_task(
         source_message_id=source_message.id if source_message else None,
         origin_message_id=origin_message_id,
     )
-    await _execute(tx, insert(TASKS).values(_columns(task)))
+    await driver.execute(tx, hot_sql.INSERT_TASK, *hot_sql.values(task, hot_sql.TASK_COLUMNS))
     if source_message is not None:
         await _execute(
             tx, update(MESSAGES).where(MESSAGES.c.id == source_message.id).values(task_id=task.id)
@@ -363,6 +336,16 @@ def _task_update(task: Task, values: dict[str, Any]) -> Any:
     return update(TASKS).where(TASKS.c.id == task.id).values(values)
 
 
+def _task_params(task: Task) -> list[Any]:
+    """hot_sql's task write: the id, then the task's whole state as the object now holds it."""
+    return [task.id, *hot_sql.values(task, hot_sql.TASK_STATE)]
+
+
+async def _write_task(tx: AsyncSession, task: Task, values: dict[str, Any]) -> None:
+    _assign(task, values)
+    await driver.execute(tx, hot_sql.WRITE_TASK, *_task_params(task))
+
+
 def _task_updated(tx: AsyncSession, room: Chatroom, task: Task) -> Task:
     _note_status(tx, room, task)
     append_event(tx, room, EventKind.TASK_UPDATED, {"task": snapshot(task)})
@@ -375,13 +358,13 @@ async def set_task_status(
     """Every task status change goes through here (so the log always sees it); `values` are
     other columns written with it."""
     values |= _status_values(tx, room, status, utcnow())
-    await _execute(tx, _task_update(task, values))
+    await _write_task(tx, task, values)
     return _task_updated(tx, room, task)
 
 
 async def task_changed(tx: AsyncSession, room: Chatroom, task: Task, **values: Any) -> Task:
     """Persist an edit of a task (`values`) and log it as TASK_UPDATED."""
-    await _execute(tx, _task_update(task, {**values, "updated_at": utcnow()}))
+    await _write_task(tx, task, {**values, "updated_at": utcnow()})
     return _task_updated(tx, room, task)
 
 
@@ -447,10 +430,14 @@ async def classify_origin(
     """classifyTask's writes, one statement: the chain's origin message classified and the
     holder's task's lease renewed; the room remembers the origin (for the next follow-up)."""
     set_room(tx, room, "last_origin_message_id", origin.id)
-    message = update(MESSAGES).where(MESSAGES.c.id == origin.id).values(values)
     _assign(origin, values)
-    await _together(
-        tx, [message.cte("m"), _task_update(task, {"lease_expires_at": lease}).cte("t")], {}
+    _assign(task, {"lease_expires_at": lease})
+    await driver.execute(
+        tx,
+        hot_sql.CLASSIFY,
+        origin.id,
+        *hot_sql.values(origin, hot_sql.CLASSIFIED_STATE),
+        *_task_params(task),
     )
     append_event(tx, room, EventKind.MESSAGE_UPDATED, {"message": snapshot(origin)})
     return origin
@@ -503,8 +490,12 @@ async def post(
         origin_message_id=message_id,
     )
     task.id = task_id
-    inserts = insert(MESSAGES).values(_columns(message)).cte("m")
-    await _execute(tx, insert(TASKS).values(_columns(task)).add_cte(inserts))
+    await driver.execute(
+        tx,
+        hot_sql.POST_REQUEST,
+        *hot_sql.values(message, hot_sql.MESSAGE_COLUMNS),
+        *hot_sql.values(task, hot_sql.TASK_COLUMNS),
+    )
     append_event(tx, room, EventKind.MESSAGE_CREATED, {"message": snapshot(message)})
     return message, _task_created(tx, room, task)
 
@@ -528,21 +519,20 @@ async def start_task(
         "attempt": task.attempt + 1,
         "lease_expires_at": now + lease,
     }
-    writes = [_task_update(task, values).cte("t")]
-    returning = {"p": _participant_update(room, role, ParticipantStatus.ACTIVE, now).cte("p")}
-    if task.source_message_id is not None:
-        returning["m"] = (
-            update(MESSAGES)
-            .where(MESSAGES.c.id == task.source_message_id)
-            .values(claimed_by_role=role)
-            .returning(*MESSAGES.columns)
-            .cte("m")
-        )
-    found = await _together(tx, writes, returning)
+    _assign(task, values)
+    found = await driver.fetchrow(
+        tx,
+        hot_sql.START_TASK,
+        *_task_params(task),
+        role,
+        task.source_message_id,
+        *_participant_params(room, role, ParticipantStatus.ACTIVE, now),
+    )
     _task_updated(tx, room, task)
-    message = _returned(tx, Message, found, "m") if "m" in returning else None
-    row = _returned(tx, Participant, found, "p")
-    participant_row = _participant_changed(tx, room, row, found._mapping["p__was"], role, seen=True)
+    row = _loaded(tx, Participant, found, hot_sql.PARTICIPANT_COLUMNS, 0) if found else None
+    was = found[_WAS] if found else None
+    message = _loaded(tx, Message, found, hot_sql.MESSAGE_COLUMNS, _WAS + 1) if found else None
+    participant_row = _participant_changed(tx, room, row, was, role, seen=True)
     return Started(task, message, participant_row)
 
 
@@ -570,8 +560,7 @@ async def pass_baton(
     queued task promoted to pending; the sender waiting. The completion runs first (the new
     task and the promotion read from it): the room has one active task at a time."""
     now = utcnow()
-    done = _task_update(task, _status_values(tx, room, TaskStatus.COMPLETED, now))
-    done_cte = done.returning(TASKS.c.id).cte("done")
+    _assign(task, _status_values(tx, room, TaskStatus.COMPLETED, now))
     new_task: Task | None = None
     new_id = None if to_user else uuid.uuid4()
     message = _new_message(
@@ -584,8 +573,8 @@ async def pass_baton(
         task_id=new_id,
     )
     message.id = uuid.uuid4()
-    writes: list[Any] = [done_cte, insert(MESSAGES).values(_columns(message)).cte("m")]
-    returning: dict[str, Any] = {}
+    head = [*_task_params(task), *hot_sql.values(message, hot_sql.MESSAGE_COLUMNS)]
+    sender_params = _participant_params(room, sender, ParticipantStatus.WAITING, None)
     if not to_user:
         new_task = _new_task(
             tx,
@@ -598,32 +587,22 @@ async def pass_baton(
             origin_message_id=task.origin_message_id,
         )
         new_task.id = new_id  # type: ignore[assignment]
-        values = _columns(new_task)
-        row = core_select(*[literal(v, TASKS.c[k].type).label(k) for k, v in values.items()])
-        writes.append(insert(TASKS).from_select(list(values), row.select_from(done_cte)).cte("t"))
+        next_work = hot_sql.values(new_task, hot_sql.TASK_COLUMNS)
+        found = await driver.fetchrow(tx, hot_sql.PASS_TO_AGENT, *head, *next_work, *sender_params)
     else:
         promote = _status_values(tx, room, TaskStatus.PENDING, now)
-        returning["q"] = (
-            update(TASKS)
-            .where(
-                TASKS.c.id == _oldest_queued(room).scalar_subquery(),
-                exists(core_select(done_cte.c.id)),
-            )
-            .values(promote)
-            .returning(*TASKS.columns)
-            .cte("q")
-        )
-    returning["p"] = _participant_update(room, sender, ParticipantStatus.WAITING, None).cte("p")
-    found = await _together(tx, writes, returning)
+        next_work = [promote[c] for c in hot_sql.PROMOTED_STATE] + [room.id]
+        found = await driver.fetchrow(tx, hot_sql.PASS_TO_USER, *head, *next_work, *sender_params)
     completed = _task_updated(tx, room, task)
     append_event(tx, room, EventKind.MESSAGE_CREATED, {"message": snapshot(message)})
     promoted = None
     if new_task is not None:
         _task_created(tx, room, new_task)
-    else:
-        promoted = _returned(tx, Task, found, "q")
+    elif found is not None:
+        promoted = _loaded(tx, Task, found, hot_sql.TASK_COLUMNS, _WAS + 1)
         if promoted is not None:
             _task_updated(tx, room, promoted)
-    row = _returned(tx, Participant, found, "p")
-    sender_row = _participant_changed(tx, room, row, found._mapping["p__was"], sender, seen=False)
+    row = _loaded(tx, Participant, found, hot_sql.PARTICIPANT_COLUMNS, 0) if found else None
+    was = found[_WAS] if found else None
+    sender_row = _participant_changed(tx, room, row, was, sender, seen=False)
     return Passed(completed, message, new_task, promoted, sender_row)

@@ -46,13 +46,16 @@ def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> As
 
 
 def _refuse_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
-    """Replace, at checkout, a pooled connection the server has closed (a restart, a terminated
-    backend): the pool then opens a fresh one. The driver already knows a closed socket, so this
-    costs no round trip; `pool_pre_ping` asked the server every time (with asyncpg: BEGIN, a
-    ping, ROLLBACK), about 0.7 ms of CPU per transaction, more than most statements cost. A
-    connection that dies after checkout fails its request either way."""
-    if dbapi_connection.driver_connection.is_closed():
-        raise DisconnectionError("the server closed this pooled connection")
+    """Replace, at checkout, a pooled connection that cannot serve a fresh transaction: closed
+    by the server (a restart, a terminated backend), or still inside a transaction (a request
+    cancelled mid-statement can leave one open when its rollback could not run; handed out,
+    its locks would stall every later writer of the room). The pool then opens a new one.
+    The driver already knows both, so this costs no round trip: `pool_pre_ping` asked the
+    server every time (with asyncpg: BEGIN, a ping, ROLLBACK), about 0.7 ms of CPU per
+    transaction, more than most statements cost."""
+    driver = dbapi_connection.driver_connection
+    if driver.is_closed() or driver.is_in_transaction():
+        raise DisconnectionError("this pooled connection cannot start a transaction")
 
 
 def _log_statement(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from asyncpg import Connection, Record
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 # For the benchmarks: a file to which every statement sent is appended (its first 120
@@ -77,10 +78,7 @@ def _translated(adapted: Any, sql: str, args: tuple[Any, ...], error: Exception)
     return error
 
 
-async def fetch(tx: AsyncSession, sql: str, *args: Any) -> list[Record]:
-    """Run `sql` in the transaction, after any ORM change the caller made."""
-    await flush_orm(tx)
-    adapted = await _adapted(tx)
+async def _run(adapted: Any, sql: str, args: tuple[Any, ...]) -> list[Record]:
     log_statement(sql)
     for observer in observers:
         observer(sql, args)
@@ -89,6 +87,29 @@ async def fetch(tx: AsyncSession, sql: str, *args: Any) -> list[Record]:
         return await driver.fetch(sql, *args)
     except Exception as error:
         raise _translated(adapted, sql, args, error) from error
+
+
+async def fetch_alone(engine: AsyncEngine, sql: str, *args: Any) -> list[Record]:
+    """One read outside any transaction, on a pooled connection: a lone statement is its own
+    transaction, so no BEGIN and COMMIT (two round trips, each costing about what the read
+    does). For the live feeds' reads of the event log, which run once per announcement.
+
+    A read interrupted midway (its subscriber cancelled) leaves the driver connection busy
+    until the server has answered, and with no transaction to roll back the pool would take
+    it back as it is: it is discarded instead."""
+    async with engine.connect() as connection:
+        adapted: Any = (await connection.get_raw_connection()).dbapi_connection
+        try:
+            return await _run(adapted, sql, args)
+        except BaseException:
+            await connection.invalidate()
+            raise
+
+
+async def fetch(tx: AsyncSession, sql: str, *args: Any) -> list[Record]:
+    """Run `sql` in the transaction, after any ORM change the caller made."""
+    await flush_orm(tx)
+    return await _run(await _adapted(tx), sql, args)
 
 
 async def fetchrow(tx: AsyncSession, sql: str, *args: Any) -> Record | None:

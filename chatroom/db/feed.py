@@ -10,35 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chatroom.db import driver, rows
 from chatroom.db.models import RoomEvent
 from chatroom.db.session import Database
 
 WINDOW = 256
 BATCH = 500
 
+# The feed's reads, each one statement outside a transaction (driver.fetch_alone).
+_COLUMNS = tuple(c.name for c in RoomEvent.__table__.columns)  # type: ignore[attr-defined]
+_AFTER = (
+    f"SELECT {', '.join(_COLUMNS)} FROM room_events "
+    "WHERE chatroom_id = $1::UUID AND seq > $2::BIGINT ORDER BY seq LIMIT $3::INTEGER"
+)
+_NEWEST = (
+    f"SELECT {', '.join(_COLUMNS)} FROM room_events "
+    "WHERE chatroom_id = $1::UUID ORDER BY seq DESC LIMIT $2::INTEGER"
+)
 
-async def read_events(tx: AsyncSession, room_id: uuid.UUID, after_seq: int) -> list[RoomEvent]:
-    rows = await tx.exec(
-        select(RoomEvent)
-        .where(RoomEvent.chatroom_id == room_id, RoomEvent.seq > after_seq)
-        .order_by(col(RoomEvent.seq))
-        .limit(BATCH)
-    )
-    return list(rows.all())
+
+def _events(found: list[Any]) -> list[RoomEvent]:
+    return [rows.build(RoomEvent, dict(zip(_COLUMNS, r, strict=True))) for r in found]
 
 
-async def read_newest(tx: AsyncSession, room_id: uuid.UUID, count: int) -> list[RoomEvent]:
-    rows = await tx.exec(
-        select(RoomEvent)
-        .where(RoomEvent.chatroom_id == room_id)
-        .order_by(col(RoomEvent.seq).desc())
-        .limit(count)
-    )
-    return list(reversed(rows.all()))
+async def read_events(engine: AsyncEngine, room_id: uuid.UUID, after_seq: int) -> list[RoomEvent]:
+    return _events(await driver.fetch_alone(engine, _AFTER, room_id, after_seq, BATCH))
+
+
+async def read_newest(engine: AsyncEngine, room_id: uuid.UUID, count: int) -> list[RoomEvent]:
+    return list(reversed(_events(await driver.fetch_alone(engine, _NEWEST, room_id, count))))
 
 
 class RoomFeed:
@@ -63,8 +67,7 @@ class RoomFeed:
             if self._covers(seq):
                 return [e for e in self._window if e.seq > seq][:BATCH]
         # Older than the window (a resuming or slow subscriber): read it directly.
-        async with self._db.read() as tx:
-            return await read_events(tx, self.room_id, seq)
+        return await read_events(self._db.engine, self.room_id, seq)
 
     def _covers(self, seq: int) -> bool:
         assert self._head is not None
@@ -74,21 +77,23 @@ class RoomFeed:
 
     async def _load(self) -> None:
         """Read up to the log's end: the first time only its newest WINDOW events (an older
-        cursor is served by direct reads), then everything after the head, batch by batch."""
-        async with self._db.read() as tx:
-            if self._head is None:
-                newest = await read_newest(tx, self.room_id, WINDOW)
-                self._window = newest
-                self._head = newest[-1].seq if newest else 0
+        cursor is served by direct reads), then everything after the head, batch by batch
+        (each batch its own statement: seqs commit in order, so reading after the head is
+        consistent without one snapshot for all)."""
+        engine = self._db.engine
+        if self._head is None:
+            newest = await read_newest(engine, self.room_id, WINDOW)
+            self._window = newest
+            self._head = newest[-1].seq if newest else 0
+            return
+        while True:
+            fresh = await read_events(engine, self.room_id, self._head)
+            self._window.extend(fresh)
+            del self._window[:-WINDOW]
+            if fresh:
+                self._head = fresh[-1].seq
+            if len(fresh) < BATCH:
                 return
-            while True:
-                fresh = await read_events(tx, self.room_id, self._head)
-                self._window.extend(fresh)
-                del self._window[:-WINDOW]
-                if fresh:
-                    self._head = fresh[-1].seq
-                if len(fresh) < BATCH:
-                    return
 
 
 class FeedCache:

@@ -21,7 +21,7 @@ import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -191,6 +191,7 @@ class Api:
         self.target = target
         self.retry_default = retry_default
         self.on_retry: Callable[[str, float], None] | None = None
+        self._async_http: Any = None  # the open `async_session`'s client, if any
 
     # --- plumbing -----------------------------------------------------------------------
 
@@ -215,7 +216,8 @@ class Api:
             "timeout": httpx.Timeout(HTTP_TIMEOUT, connect=CONNECT_TIMEOUT),
             # A proxy from the environment must never see loopback traffic (or its token).
             "trust_env": not is_loopback(self.target.base_url),
-            "verify": tls_context(),
+            # Plain HTTP needs no TLS context: building one loads the CA bundle (~50 ms).
+            "verify": tls_context() if self.target.http_url.startswith("https:") else False,
         }
 
     def unreachable(self, reason: str, waited: float) -> Unreachable:
@@ -295,21 +297,44 @@ class Api:
         retry: RetryMode = "safe",
         budget: float | None = None,
     ) -> dict[str, Any]:
-        """`call`, for code that runs in an event loop (the waits)."""
+        """`call`, for code that runs in an event loop (the waits). Inside `async_session`
+        the calls share its client (and its kept-alive connection)."""
         import asyncio
 
-        import httpx
-
         body = self._body(name, variables)
+        headers = self._headers(auth)
         retrier = self._retrier(retry, budget)
-        async with httpx.AsyncClient(headers=self._headers(auth), **self._httpx_args()) as http:
+        async with AsyncExitStack() as stack:
+            http = self._async_http
+            if http is None:
+                http = await stack.enter_async_context(self._async_client())
             while True:
                 try:
-                    response = await http.post(self.target.http_url, json=body)
+                    response = await http.post(self.target.http_url, json=body, headers=headers)
                     return answer(response.status_code, response.content)
                 except Exception as exc:
                     delay = retrier.after(exc)
                 await asyncio.sleep(delay)
+
+    def _async_client(self) -> Any:
+        import httpx
+
+        return httpx.AsyncClient(**self._httpx_args())
+
+    @asynccontextmanager
+    async def async_session(self) -> AsyncIterator[None]:
+        """One HTTP client for every `acall` made inside (in this event loop): a wait's calls
+        (its role prompt, the claim, the delivery's context) then reuse one connection
+        instead of building a client and connecting for each, on the delivery's path."""
+        if self._async_http is not None:
+            yield
+            return
+        async with self._async_client() as http:
+            self._async_http = http
+            try:
+                yield
+            finally:
+                self._async_http = None
 
     # --- websockets ---------------------------------------------------------------------
 

@@ -167,6 +167,7 @@ class Outcome:
     event: str  # task | timeout | signal | superseded | interrupt | connection_lost
     delivery: dict[str, Any] | None = None
     detail: str = ""
+    context: dict[str, Any] | None = None  # a task's DeliveryContext, when run_wait read it
 
 
 @dataclass
@@ -255,10 +256,16 @@ class Waiter:
 
 def run_wait(waiter: Waiter, seconds: float | None) -> Outcome:
     """Wait until a task is ours, or an expected end. A claim under way is finished first: a
-    task that was claimed is always printed."""
+    task that was claimed is always printed, with its DeliveryContext (what decides the next
+    steps, read once the claim is in), read in the same event loop and on the same connection
+    as the claim: the delivery's path is as short as it can be."""
 
     async def main() -> Outcome:
-        outcome, stopped = await run_stoppable(waiter.run(), seconds, busy=waiter.claiming)
+        async with waiter.client.async_session():
+            outcome, stopped = await run_stoppable(waiter.run(), seconds, busy=waiter.claiming)
+            if outcome is not None and outcome.event == "task":
+                variables = {"chatroomId": waiter.room_id, "role": waiter.role}
+                outcome.context = await waiter.client.acall("DeliveryContext", variables)
         if outcome is not None:
             return outcome
         if stopped.signal:

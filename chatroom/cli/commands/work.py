@@ -87,7 +87,9 @@ def wait_for_message(
     outcome = run_wait(waiter, seconds)
     role = waiter.role
     if outcome.event == "task" and outcome.delivery is not None and waiter.info is not None:
-        facts = client.call("DeliveryContext", {"chatroomId": room_id, "role": role})
+        facts = outcome.context or client.call(
+            "DeliveryContext", {"chatroomId": room_id, "role": role}
+        )
         team = team_of(room_id, facts["chatroom"])
         chain = Chain.of(facts)
         style = commands(timeout)

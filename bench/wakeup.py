@@ -6,10 +6,13 @@ Starts a real server (uvicorn subprocess, `chatroom.schema.app:create_app --fact
 loopback port) on a fresh database of DATABASE_URL's server (created and dropped here), or on an
 embedded PostgreSQL in a temporary directory when DATABASE_URL is unset.
 
-One room, three observers, each on its own event loop (thread) so none delays another:
+One room, four observers, each on its own event loop (thread) so none delays another:
   taskAvailable  a builder waiter (graphql-transport-ws websocket)
   roomEvents     a live room feed (graphql-transport-ws websocket)
   polling        `pendingTasks(role: builder)` every 500 ms over HTTP (the older system's loop)
+  LISTEN         a bare asyncpg LISTEN on the product's channel: the floor of any push design
+                 (the commit's WAL flush and PostgreSQL's notification delivery), the baseline
+                 the subscriptions' "from commit" figures are read against
 A producer sends one user message per sample (sendMessage over HTTP: it creates the pending
 task), waits until all three observers saw it, then cancels the task so the room is idle again.
 Samples start at a random offset within the polling period so polling is not phase-locked.
@@ -62,6 +65,7 @@ from bench.common import (
     percentile,
     subscribe,
 )
+from chatroom.db.notify import NOTIFY_CHANNEL
 
 SAMPLE_TIMEOUT = 5.0
 TARGET_P50_MS = 3.0  # issue 12 (was 5 and 25)
@@ -130,6 +134,31 @@ async def poll(http_url: str, token: str, room: str, interval: float, seen: Seen
             for task in data["data"]["pendingTasks"]:
                 seen.note(task["content"])
             await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+
+
+class Listen:
+    """The floor of any push design: a bare asyncpg LISTEN on the product's channel, noting the
+    first notification after each sample is sent (the producer sends one sample at a time and
+    names it here just before). Its "from commit" is the commit's own cost (the WAL flush:
+    fsync is on) plus PostgreSQL's notification delivery, which every subscriber pays first."""
+
+    def __init__(self, seen: Seen) -> None:
+        self.seen = seen
+        self.current: str | None = None
+
+    def on_notify(self, *_args: object) -> None:
+        current, self.current = self.current, None
+        if current is not None:
+            self.seen.note(current)
+
+    async def follow(self, db_url: str, ready: threading.Event) -> None:
+        conn = await asyncpg.connect(db_url)
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, self.on_notify)
+            ready.set()
+            await asyncio.Event().wait()  # until the loop's shutdown cancels it
+        finally:
+            await conn.close()
 
 
 # --- the producer -----------------------------------------------------------------------------
@@ -241,7 +270,8 @@ async def run(samples: int, warmup: int, interval: float) -> int:
         async with Client(http_url, token) as client:
             producer = Producer(client, await new_room(client, "wakeup bench"))
 
-            task_seen, events_seen, poll_seen = Seen(), Seen(), Seen()
+            task_seen, events_seen, poll_seen, listen_seen = Seen(), Seen(), Seen(), Seen()
+            listen = Listen(listen_seen)
 
             def on_task(data: dict[str, Any]) -> None:
                 d = data["taskAvailable"]
@@ -253,8 +283,9 @@ async def run(samples: int, warmup: int, interval: float) -> int:
                 if e["kind"] == "MESSAGE_CREATED" and e["message"]:
                     events_seen.note(e["message"]["content"])
 
-            threads = [LoopThread(n) for n in ("taskAvailable", "roomEvents", "polling")]
-            ready = [threading.Event(), threading.Event()]
+            names = ("taskAvailable", "roomEvents", "polling", "LISTEN")
+            threads = [LoopThread(n) for n in names]
+            ready = [threading.Event(), threading.Event(), threading.Event()]
             room = {"chatroomId": producer.room}
             futures = [
                 threads[0].run(
@@ -269,24 +300,27 @@ async def run(samples: int, warmup: int, interval: float) -> int:
                 ),
                 threads[1].run(subscribe(ws_url, token, ROOM_EVENTS, room, on_event, ready[1].set)),
                 threads[2].run(poll(http_url, token, producer.room, interval, poll_seen)),
+                threads[3].run(listen.follow(db_url, ready[2])),
             ]
             try:
                 # Subscribed: the waiter marks the builder WAITING; the feed is registered
                 # before its first read, and a warm-up delivery proves both are live.
                 for event in ready:
                     assert await asyncio.to_thread(event.wait, 10), "websocket not ready"
-                observers = [task_seen, events_seen, poll_seen]
+                observers = [task_seen, events_seen, poll_seen, listen_seen]
                 measured: list[Sample] = []
                 db = await asyncpg.connect(db_url)
                 commit_ts = await db.fetchval("SHOW track_commit_timestamp") == "on"
                 for i in range(warmup + samples):
                     # A random phase against the polling period, and a small gap.
                     await asyncio.sleep(0.01 + random.uniform(0, interval))
+                    listen.current = f"bench sample {i}"
                     sample, task_id = await producer.commit(f"bench sample {i}")
                     if not await wait_seen(observers, sample.content, SAMPLE_TIMEOUT):
                         for f in futures:
                             if f.done() and f.exception():
                                 raise RuntimeError("an observer failed") from f.exception()
+                    listen.current = None  # the reset's notification is not a sample's
                     if commit_ts:  # read after the sample, outside the timed path
                         sample.committed = await commit_time(db, sample.message_id)
                     await producer.reset(task_id)
@@ -301,6 +335,7 @@ async def run(samples: int, warmup: int, interval: float) -> int:
         latencies("taskAvailable", task_seen, measured),
         latencies("roomEvents", events_seen, measured),
         latencies(f"polling {interval * 1000:.0f}ms", poll_seen, measured),
+        latencies("LISTEN (floor)", listen_seen, measured),
     ]
     print()
     print(f"{samples} samples after {warmup} warm-up, one room")

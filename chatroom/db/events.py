@@ -17,7 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from chatroom.db import driver
+from chatroom.db import driver, rows
 from chatroom.db.models import Chatroom, EventKind, RoomEvent, utcnow
 from chatroom.db.notify import NOTIFY_CHANNEL, room_payload
 
@@ -107,13 +107,14 @@ assert ROOM_COLUMNS == (
 ), "the final statement names these columns in this order"
 
 
-async def write_pending_events(tx: AsyncSession) -> None:
+async def write_pending_events(tx: AsyncSession) -> list[RoomEvent]:
     """Write the queued events, the rooms' counters and the notifications in one statement;
-    called by the transaction before commit."""
+    called by the transaction before commit. Returns the events written (for the transaction
+    to hand to this process's feeds once it has committed)."""
     pending: list[dict[str, Any]] = tx.info.pop(_PENDING, None) or []
     rooms: dict[Any, Chatroom] = tx.info.pop(_ROOMS, None) or {}
     if not pending and not rooms:
-        return
+        return []
     newest: dict[Any, int] = {}
     for event in pending:
         newest[event["chatroom_id"]] = max(event["seq"], newest.get(event["chatroom_id"], 0))
@@ -130,3 +131,4 @@ async def write_pending_events(tx: AsyncSession) -> None:
         [room_payload(room_id, seq) for room_id, seq in newest.items()],
     )
     await driver.execute(tx, _WRITE_PENDING, *parameters)
+    return [rows.build(RoomEvent, event) for event in pending]

@@ -72,6 +72,19 @@ class RoomFeed:
         # Older than the window (a resuming or slow subscriber): read it directly.
         return await read_events(self._db.engine, self.room_id, seq)
 
+    def committed(self, events: list[RoomEvent]) -> bool:
+        """Events of this room that this process has just committed, in seq order: taken into
+        the window when they follow its head, so this process's subscribers are served
+        without waiting for the notification's round trip through PostgreSQL and a read.
+        Left for the next read (False) when they do not follow (another process's events came
+        between) or a read is under way (it will return them itself)."""
+        if self._head is None or self._lock.locked() or events[0].seq != self._head + 1:
+            return False
+        self._window.extend(events)
+        del self._window[:-WINDOW]
+        self._head = events[-1].seq
+        return True
+
     def _covers(self, seq: int) -> bool:
         assert self._head is not None
         if seq >= self._head:
@@ -111,6 +124,18 @@ class FeedCache:
         if found is None:
             found = self._feeds[room_id] = RoomFeed(room_id, self._db)
         return found
+
+    def committed(self, events: list[RoomEvent]) -> dict[uuid.UUID, int]:
+        """Give each room's feed the events this process has just committed; returns each
+        room's newest seq, for the hub to wake its subscribers with."""
+        by_room: dict[uuid.UUID, list[RoomEvent]] = {}
+        for event in sorted(events, key=lambda e: (str(e.chatroom_id), e.seq)):
+            by_room.setdefault(event.chatroom_id, []).append(event)
+        for room_id, room_events in by_room.items():
+            feed = self._feeds.get(room_id)
+            if feed is not None:
+                feed.committed(room_events)
+        return {room_id: room_events[-1].seq for room_id, room_events in by_room.items()}
 
     def forget(self, room_id: uuid.UUID) -> None:
         self._feeds.pop(room_id, None)

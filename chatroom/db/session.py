@@ -5,8 +5,9 @@ Driver errors that mean "the database refused this" are translated here, in one 
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,6 +20,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from chatroom.db.driver import STATEMENT_LOG_ENV, log_statement
 from chatroom.db.errors import ConstraintViolation
 from chatroom.db.events import write_pending_events
+from chatroom.db.models import RoomEvent
+
+log = logging.getLogger("chatroom.db")
 
 
 def to_asyncpg_url(url: str) -> str:
@@ -68,17 +72,26 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions = async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+        # Told the room events of each transaction that committed (the app hands them to this
+        # process's live feeds: chatroom/db/feed.py's FeedCache.committed).
+        self.on_commit: Callable[[list[RoomEvent]], None] | None = None
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """One transaction: commit on normal exit, roll back on any exception."""
+        written: list[RoomEvent] = []
         async with self.sessions() as session:
             try:
                 async with session.begin():
                     yield session
-                    await write_pending_events(session)
+                    written = await write_pending_events(session)
             except IntegrityError as exc:
                 raise ConstraintViolation.from_integrity_error(exc) from exc
+        if written and self.on_commit is not None:
+            try:
+                self.on_commit(written)
+            except Exception:  # committed all the same: the notification still delivers it
+                log.exception("handing committed events to this process's feeds failed")
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any, cast
@@ -33,6 +33,7 @@ from chatroom.config import settings
 from chatroom.db.feed import FeedCache
 from chatroom.db.listener import Hub, Listener
 from chatroom.db.migrate import upgrade_to_head
+from chatroom.db.models import RoomEvent
 from chatroom.db.session import Database, create_engine
 from chatroom.resolvers import sweeper
 from chatroom.resolvers.errors import AppError
@@ -152,6 +153,18 @@ class _IgnoreClientGone(logging.Filter):
 logging.getLogger("strawberry.ws.task").addFilter(_IgnoreClientGone())
 
 
+def _announcer(feeds: FeedCache, hub: Hub) -> Callable[[list[RoomEvent]], None]:
+    """What a committed transaction tells this process: its events go into the rooms' feeds
+    and the rooms' subscribers wake at once. The notification still comes (and wakes every
+    other process); here it then finds nothing new."""
+
+    def announce(events: list[RoomEvent]) -> None:
+        for room_id, seq in feeds.committed(events).items():
+            hub.publish(room_id, seq)
+
+    return announce
+
+
 def database_url() -> str:
     url = os.environ.get("DATABASE_URL")
     if not url:
@@ -182,6 +195,7 @@ def create_app(url: str | None = None, *, apply_migrations: bool = True) -> Star
         app.state.hub = Hub()
         app.state.feeds = FeedCache(app.state.db)
         app.state.hub.on_unwatched = app.state.feeds.forget
+        app.state.db.on_commit = _announcer(app.state.feeds, app.state.hub)
         app.state.rate_limiter = RateLimiter(config.mutations_per_second, config.mutation_burst)
         app.state.listener = Listener(db_url, app.state.hub)
         if config.metrics:

@@ -17,9 +17,9 @@ config dir of its own, as an agent's tool call runs it.
                      (NOTIFY -> subscription), the CLI's claimTask over HTTP, and printing.
                      "handoff sent" counts from sending the mutation (an upper bound).
 
-Targets: the one-shot command under 400 ms at the median; the delivery printed within 100 ms of
-the commit. Timings are reported, never asserted. `rows()` returns the figures as dicts;
-`summary_rows_for_run(quick)` is the hook bench.run calls.
+Targets (issue 12): the one-shot command's median at most 2.5x `--help`'s; the delivery printed
+within 50 ms of the commit, at the median. Timings are reported, never asserted. `rows()`
+returns the figures as dicts; `summary_rows_for_run(quick)` is the hook bench.run calls.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ from bench.common import (
     until_status,
 )
 
-ONE_SHOT_TARGET_MS = 400.0
-DELIVERY_TARGET_MS = 100.0
+# Issue 12's targets (they were: the one-shot under 400 ms, the delivery under 100 ms).
+ONE_SHOT_RATIO_TARGET = 2.5  # `chatroom list`'s median over `chatroom --help`'s
+DELIVERY_TARGET_MS = 50.0
 REGISTER_TIMEOUT = 30.0
 DELIVERY_TIMEOUT = 30.0
 SCRUBBED = ("CHATROOM_SERVER", "CHATROOM_TOKEN", "CHATROOM_CLI", "CHATROOM_DEBUG")
@@ -262,22 +263,27 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
 
+def _one_shot_met(report: Report) -> bool:
+    return report.one_shot.p50 <= ONE_SHOT_RATIO_TARGET * report.help.p50
+
+
 def _dicts(report: Report) -> list[dict[str, Any]]:
-    def row(t: Timings, target: float | None) -> dict[str, Any]:
+    def row(t: Timings, target: str | None, met: bool | None) -> dict[str, Any]:
         return {
             "figure": t.name,
             "n": len(t.seconds),
             "median_ms": round(t.p50 * 1000, 1),
             "p90_ms": round(t.p90 * 1000, 1),
-            "target_ms": target,
-            "met": None if target is None else t.p50 * 1000 < target,
+            "target": target,
+            "met": met,
         }
 
+    delivery_met = report.delivery.p50 * 1000 < DELIVERY_TARGET_MS
     return [
-        row(report.help, None),
-        row(report.one_shot, ONE_SHOT_TARGET_MS),
-        row(report.delivery, DELIVERY_TARGET_MS),
-        row(report.delivery_from_request, None),
+        row(report.help, None, None),
+        row(report.one_shot, f"<= {ONE_SHOT_RATIO_TARGET:g}x --help", _one_shot_met(report)),
+        row(report.delivery, f"median < {DELIVERY_TARGET_MS:.0f} ms", delivery_met),
+        row(report.delivery_from_request, None, None),
     ]
 
 
@@ -288,7 +294,7 @@ def table(report: Report) -> str:
             str(d["n"]),
             f"{d['median_ms']:.0f} ms",
             f"{d['p90_ms']:.0f} ms",
-            f"median < {d['target_ms']:.0f} ms" if d["target_ms"] else "-",
+            d["target"] or "-",
             "-" if d["met"] is None else ("yes" if d["met"] else "NO"),
         )
         for d in _dicts(report)
@@ -297,7 +303,7 @@ def table(report: Report) -> str:
 
 
 def rows(quick: bool = False) -> list[dict[str, Any]]:
-    """The figures as dicts: figure, n, median_ms, p90_ms, target_ms, met (None: no target).
+    """The figures as dicts: figure, n, median_ms, p90_ms, target, met (None: no target).
     Runs its own event loop; from inside one, await `measure` instead."""
     runs, samples = (8, 8) if quick else (20, 20)
     return _dicts(asyncio.run(measure(runs, samples)))
@@ -314,8 +320,8 @@ async def summary_rows_for_run(quick: bool) -> list[Row]:
             f"CLI: {report.one_shot.name}, median (p90)",
             f"{_ms(report.one_shot.p50)} ({_ms(report.one_shot.p90)})",
             f"--help {_ms(report.help.p50)}",
-            f"target < {ONE_SHOT_TARGET_MS:.0f} ms",
-            report.one_shot.p50 * 1000 < ONE_SHOT_TARGET_MS,
+            f"{report.one_shot.p50 / report.help.p50:.2f}x (<= {ONE_SHOT_RATIO_TARGET:g}x)",
+            _one_shot_met(report),
         ),
         Row(
             "CLI: handoff commit -> wait-for-message prints it, median (p90)",

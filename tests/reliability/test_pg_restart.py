@@ -8,11 +8,12 @@ retrying every mutation with its idempotency key (on transport errors, 5xx and I
 is what a client sees while the database is away). PostgreSQL is then stopped for ~2 s and
 started again on the same data directory.
 
-The app must come back by itself (the pool replacing connections the server closed + the listener's reconnect and catch-up):
-/healthz answers 503 while the database is down and 200 after, ``listenerReconnects`` went up;
-every mutation ended up applied exactly once; the subscribers (resuming with their last seq
-if their subscription failed) hold every event of their room exactly once, in order; the
-waiter is delivered the first task created after the restart.
+The app must come back by itself (the pool replacing the connections the server closed, the
+listener's reconnect and catch-up): /healthz answers 503 while the database is down and 200
+after, ``listenerReconnects`` went up; every mutation ended up applied exactly once; the
+subscribers (resuming with their last seq if their subscription failed) hold every event of
+their room exactly once, in order; the waiter is delivered the first task created after the
+restart.
 """
 
 from __future__ import annotations

@@ -55,9 +55,7 @@ from chatroom.resolvers.errors import NotFound
 
 # Core statements name the tables, not the mapped classes: an ORM entity (or one of its
 # attributes) anywhere in a statement sends its compilation through the ORM's DML plugin.
-TASKS = Task.__table__  # type: ignore[attr-defined]
-MESSAGES = Message.__table__  # type: ignore[attr-defined]
-PARTICIPANTS = Participant.__table__  # type: ignore[attr-defined]
+TASKS, MESSAGES = hot_sql.TASKS, hot_sql.MESSAGES
 
 _ACTIVE = "chatroom.active_task"  # room id -> its active Task (or None), known in this tx
 
@@ -328,12 +326,6 @@ def _status_values(
         next_queue_position(tx, room) if status == TaskStatus.QUEUED else None
     )
     return values
-
-
-def _task_update(task: Task, values: dict[str, Any]) -> Any:
-    """The UPDATE of a task this transaction holds, and the row object set to match."""
-    _assign(task, values)
-    return update(TASKS).where(TASKS.c.id == task.id).values(values)
 
 
 def _task_params(task: Task) -> list[Any]:

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import httpx
 import pytest
+import websockets
+from websockets.typing import Subprotocol as WsSubprotocol
 
 from tests.support.gql_client import expect_error, gql_http, gql_ws, post_graphql
 from tests.support.pg import PgDatabase
-from tests.support.server import LiveServer
+from tests.support.server import LiveServer, free_port
 
 
 async def test_live_server_answers_http_and_ws(live_server: LiveServer) -> None:
@@ -45,3 +56,50 @@ async def test_kill_and_restart_on_same_port(db: PgDatabase, start_server) -> No
     async with gql_http(server) as session:
         assert await session.execute("{ __typename }") == {"__typename": "Query"}
     assert server.log_text().count("--- start") == 2
+
+
+async def _declines_compression(ws_url: str) -> None:
+    """A client that offers permessage-deflate (websockets and gql do by default) is answered
+    without it, and the connection then works."""
+    async with websockets.connect(
+        ws_url, subprotocols=[WsSubprotocol("graphql-transport-ws")], compression="deflate"
+    ) as ws:
+        assert ws.response is not None
+        assert ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 10))["type"] == "connection_ack"
+
+
+async def test_the_test_server_runs_with_the_products_uvicorn_settings(
+    live_server: LiveServer,
+) -> None:
+    await _declines_compression(live_server.ws_url)
+
+
+async def test_chatroom_serve_declines_websocket_compression(db: PgDatabase, tmp_path) -> None:
+    """`chatroom serve` itself (not the tests' uvicorn command line) applies UVICORN_SETTINGS."""
+    port = free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    env = {**os.environ, "DATABASE_URL": db.url}
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("chatroom")),
+        *("serve", "--port", str(port)),
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        async with httpx.AsyncClient(trust_env=False, timeout=2.0) as client:
+            for _ in range(300):  # up to ~30 s: migrations run at start
+                assert proc.returncode is None, (tmp_path / "serve.log").read_text()
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError((tmp_path / "serve.log").read_text())
+        await _declines_compression(f"ws://127.0.0.1:{port}/graphql")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(proc.wait(), 30)
+        log.close()

@@ -15,6 +15,20 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import typer
 
 APP_FACTORY = "chatroom.schema.app:create_app"
+# How uvicorn runs the app: here, and in the tests' and benchmarks' servers, which pass these as
+# uvicorn's flags (tests/support/server.py). No permessage-deflate on websockets: a connection
+# compresses with its own zlib state, so one event to 1,000 subscribers was compressed 1,000
+# times (a twentieth of that fan-out's server CPU), and each subscription kept a compressor's
+# memory, for frames of a few hundred bytes (docs/decisions.md, "Live delivery").
+UVICORN_SETTINGS: dict[str, Any] = {"ws_per_message_deflate": False}
+
+
+def uvicorn_flags() -> list[str]:
+    """UVICORN_SETTINGS as `python -m uvicorn` flags."""
+    return [
+        f"--{name.replace('_', '-')}={str(value).lower()}"
+        for name, value in UVICORN_SETTINGS.items()
+    ]
 
 
 def serve(
@@ -58,7 +72,14 @@ def serve(
                 f"chatroom: web page at {base_url(host, port)}/, GraphiQL at "
                 f"{base_url(host, port)}/graphql; database: {database}"
             )
-            uvicorn.run(APP_FACTORY, factory=True, host=host, port=port, workers=workers)
+            uvicorn.run(
+                APP_FACTORY,
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                **UVICORN_SETTINGS,
+            )
         except (KeyboardInterrupt, _Terminated):
             pass  # Ctrl-C or `kill`: an expected end; uvicorn has already shut down gracefully.
         finally:

@@ -25,13 +25,14 @@ from typing import Any, Protocol
 
 import httpx
 
+from chatroom.cli.serve import APP_FACTORY, uvicorn_flags
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # What a token looks like (chatroom.resolvers.auth.TOKEN_PREFIX and 256 random bits): no server
 # log may ever hold one. tests/conftest.py scans every log this run's servers wrote.
 TOKEN_SHAPE = re.compile(r"chr_[A-Za-z0-9_\-]{16,}")
 # Every server log of this test run, for that scan.
 LOG_PATHS: list[Path] = []
-APP_FACTORY = "chatroom.schema.app:create_app"
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -47,7 +48,7 @@ def _bind(port: int) -> socket.socket:
     return sock
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -146,7 +147,7 @@ class LiveServer:
             return
         # uvicorn binds the port: another process may take it between our probe and its bind.
         for attempt in range(3):
-            self.port = self.port or _free_port()
+            self.port = self.port or free_port()
             self._spawn(["--host", "127.0.0.1", "--port", str(self.port)])
             try:
                 await self._wait_ready()
@@ -168,7 +169,7 @@ class LiveServer:
 
     def _spawn(self, listen: list[str], pass_fds: Sequence[int] = ()) -> None:
         cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory", *listen]
-        cmd += ["--log-level", "warning", *self.uvicorn_args]
+        cmd += ["--log-level", "warning", *uvicorn_flags(), *self.uvicorn_args]
         if self.workers:
             cmd += ["--workers", str(self.workers)]
         with self.log_path.open("ab") as log:

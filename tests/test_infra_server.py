@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +14,7 @@ from websockets.typing import Subprotocol as WsSubprotocol
 
 from tests.support.gql_client import expect_error, gql_http, gql_ws, post_graphql
 from tests.support.pg import PgDatabase
-from tests.support.server import LiveServer, free_port
+from tests.support.server import LiveServer
 
 
 async def test_live_server_answers_http_and_ws(live_server: LiveServer) -> None:
@@ -76,30 +72,18 @@ async def test_the_test_server_runs_with_the_products_uvicorn_settings(
     await _declines_compression(live_server.ws_url)
 
 
+class ChatroomServe(LiveServer):
+    """`chatroom serve` itself, as a user starts it (LiveServer runs uvicorn's command line)."""
+
+    def command(self, listen: list[str]) -> list[str]:
+        return [str(Path(sys.executable).with_name("chatroom")), "serve", *listen]
+
+
 async def test_chatroom_serve_declines_websocket_compression(db: PgDatabase, tmp_path) -> None:
-    """`chatroom serve` itself (not the tests' uvicorn command line) applies UVICORN_SETTINGS."""
-    port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    env = {**os.environ, "DATABASE_URL": db.url}
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).with_name("chatroom")),
-        *("serve", "--port", str(port)),
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    """`chatroom serve` applies UVICORN_SETTINGS too, not only the tests' uvicorn flags."""
+    server = ChatroomServe(db.url, tmp_path / "serve.log", bind_fd=False)
+    await server.start()
     try:
-        async with httpx.AsyncClient(trust_env=False, timeout=2.0) as client:
-            for _ in range(300):  # up to ~30 s: migrations run at start
-                assert proc.returncode is None, (tmp_path / "serve.log").read_text()
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
-                        break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError((tmp_path / "serve.log").read_text())
-        await _declines_compression(f"ws://127.0.0.1:{port}/graphql")
+        await _declines_compression(server.ws_url)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(proc.wait(), 30)
-        log.close()
+        await server.stop()

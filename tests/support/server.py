@@ -48,7 +48,7 @@ def _bind(port: int) -> socket.socket:
     return sock
 
 
-def free_port() -> int:
+def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -147,7 +147,7 @@ class LiveServer:
             return
         # uvicorn binds the port: another process may take it between our probe and its bind.
         for attempt in range(3):
-            self.port = self.port or free_port()
+            self.port = self.port or _free_port()
             self._spawn(["--host", "127.0.0.1", "--port", str(self.port)])
             try:
                 await self._wait_ready()
@@ -167,11 +167,16 @@ class LiveServer:
             sock.close()
         await self._wait_ready()
 
-    def _spawn(self, listen: list[str], pass_fds: Sequence[int] = ()) -> None:
+    def command(self, listen: list[str]) -> list[str]:
+        """The server's command line, given where it listens."""
         cmd = [sys.executable, "-m", "uvicorn", self.app, "--factory", *listen]
         cmd += ["--log-level", "warning", *uvicorn_flags(), *self.uvicorn_args]
         if self.workers:
             cmd += ["--workers", str(self.workers)]
+        return cmd
+
+    def _spawn(self, listen: list[str], pass_fds: Sequence[int] = ()) -> None:
+        cmd = self.command(listen)
         with self.log_path.open("ab") as log:
             log.write(f"--- start {time.strftime('%H:%M:%S')} port={self.port}\n".encode())
             log.flush()
